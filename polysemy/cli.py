@@ -1,0 +1,64 @@
+"""The ``polysemy`` command line: a thin dispatcher over the subpackages.
+
+Each command lives beside the code it drives and exposes ``register(subparsers)``, which adds its
+parser(s) and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit
+status). This file only assembles them and turns bad input into a one-line error with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import ConfigError
+
+# Modules that register sub-commands, in the order they appear in ``polysemy --help``.
+COMMAND_MODULES = (
+    "polysemy.demo",              # polysemy demo
+    "polysemy.theory.cli",        # polysemy check
+    "polysemy.sae.cli",           # polysemy train
+    "polysemy.experiments.cli",   # polysemy sweep / figures
+    "polysemy.experiments.bench_cli",  # polysemy bench / peers
+    "polysemy.llm.cli",           # polysemy llm-bench
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of printing usage, so every bad option is one line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="polysemy", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"polysemy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        status = args.func(args)
+        return int(status or 0)
+    except ConfigError as exc:
+        print(f"polysemy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("polysemy: interrupted; finished work is kept, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

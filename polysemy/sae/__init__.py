@@ -1,0 +1,1 @@
+"""polysemy.sae"""
