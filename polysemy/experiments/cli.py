@@ -1,5 +1,95 @@
-"""Placeholder: this command module is being written. It registers no sub-command yet."""
+"""``polysemy sweep`` and ``polysemy figures``: run a named sweep; draw the paper's figures.
+
+- ``polysemy sweep NAME [--quick] [--out DIR] [--jobs N] [--dask ADDRESS] [--json]``
+  runs (or resumes) the named sweep into ``DIR`` (default ``runs/sweeps/NAME[-quick]``).
+- ``polysemy figures [NAME ...] [--quick] [--out DIR] [--store DIR] [--jobs N] [--dask ADDRESS]``
+  runs or reuses the sweeps behind each figure (stores under ``--store``, default ``runs/sweeps``) and
+  writes ``NAME.png``, ``NAME.pdf`` and ``NAME.csv`` into ``--out`` (default ``runs/figures[-quick]``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, require_int_range
+
+DEFAULT_SWEEP_ROOT = Path("runs") / "sweeps"
+
+
+def store_dir_for(name: str, quick: bool, root: Path | str = DEFAULT_SWEEP_ROOT) -> Path:
+    return Path(root) / (f"{name}-quick" if quick else name)
 
 
 def register(subparsers) -> None:
-    return None
+    from .sweeps import SWEEPS
+
+    p = subparsers.add_parser(
+        "sweep", help="run (or resume) a named sweep into a result store",
+        description="Run a named sweep. Finished cells are kept; rerun the same command to resume. "
+                    f"Sweeps: {', '.join(SWEEPS)}.")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(SWEEPS)}")
+    _add_common(p)
+    p.add_argument("--out", default=None, help="result store directory (default runs/sweeps/NAME[-quick])")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.set_defaults(func=_cmd_sweep)
+
+    from .figures import FIGURES
+
+    f = subparsers.add_parser(
+        "figures", help="draw the paper's figures (PNG, PDF and the CSV behind each)",
+        description=f"Draw figures (default: all). Figures: {', '.join(FIGURES)}.")
+    f.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(FIGURES)}")
+    _add_common(f)
+    f.add_argument("--out", default=None, help="figure directory (default runs/figures[-quick])")
+    f.add_argument("--store", default=str(DEFAULT_SWEEP_ROOT),
+                   help="where the sweeps behind the figures keep their results (default runs/sweeps)")
+    f.set_defaults(func=_cmd_figures)
+
+
+def _add_common(p) -> None:
+    p.add_argument("--quick", action="store_true", help="small grids (minutes on 2 cores)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (joblib), default 1")
+    p.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
+
+
+def _cmd_sweep(args) -> int:
+    from .runner import run_sweep
+    from .sweeps import get_sweep
+
+    require_int_range("--jobs", args.jobs, 1, 256)
+    spec = get_sweep(args.name, quick=args.quick)
+    out = Path(args.out) if args.out else store_dir_for(args.name, args.quick)
+    if not args.json:
+        print(f"sweep {spec.name}: {spec.size()} cells -> {out}", file=sys.stderr)
+    summary = run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask)
+    if args.json:
+        print(json.dumps(summary.to_dict(), sort_keys=True))
+    else:
+        print(f"sweep {summary.name}: {summary.cells_done}/{summary.cells_total} cells done "
+              f"({summary.cells_computed} computed now) in {summary.seconds:.1f} s; results in {summary.store}")
+        print(f"  read them with: python -c \"from polysemy.experiments import load_results; "
+              f"print(load_results('{summary.store}'))\"")
+    return 0
+
+
+def _cmd_figures(args) -> int:
+    from .figures import FIGURES, make_figure
+
+    require_int_range("--jobs", args.jobs, 1, 256)
+    names = args.names or list(FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ConfigError(f"figure name must be one of {', '.join(FIGURES)}; got {', '.join(unknown)}")
+    out = Path(args.out) if args.out else Path("runs") / ("figures-quick" if args.quick else "figures")
+    start = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        paths = make_figure(name, out=out, quick=args.quick, store_root=args.store, jobs=args.jobs,
+                            dask_address=args.dask)
+        print(f"figure {name}: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
+    print(f"{len(names)} figure(s) in {time.perf_counter() - start:.1f} s -> {out}")
+    return 0

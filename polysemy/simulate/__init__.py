@@ -1,1 +1,16 @@
-"""polysemy.simulate"""
+"""polysemy.simulate: worlds of superposed features and their fast, reproducible sample streams.
+
+    from polysemy.simulate import WorldConfig, World, Batch, get_preset, PRESETS
+    world = World(WorldConfig(n=256, d=64, s=3))
+    x_BD = world.sample(512, torch.Generator().manual_seed(0))
+    for batch in world.stream(512, seed=0, with_truth=True): ...
+
+Modules: ``config`` (WorldConfig), ``dictionaries`` (V), ``supports`` (active sets), ``world`` (World,
+Batch), ``presets``, ``stats`` (empirical statistics), ``bounds`` (coherence bounds), ``cli_options``.
+"""
+
+from .config import WorldConfig
+from .presets import PRESETS, get_preset
+from .world import Batch, World
+
+__all__ = ["WorldConfig", "World", "Batch", "get_preset", "PRESETS"]

@@ -1,0 +1,72 @@
+"""Training dynamics of GBA: snapshots of one run, for figure 6.
+
+The run is trained in chunks through ``polysemy.sae.train(..., resume=previous)`` on one continuing
+data stream, so the snapshots do not perturb training (resuming is exact, see polysemy.sae). After each
+chunk we record:
+
+- each true feature's best |cosine| with any decoder row (the feature's recovery so far);
+- each neuron's activation frequency on a fixed probe batch (fraction of samples with a positive
+  activation), beside its GBA group target p_k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class DynamicsRecord:
+    steps: np.ndarray            # [T] step of each snapshot
+    best_cosine_TN: np.ndarray   # [T, n] best |cos| of each true feature
+    frequency_TM: np.ndarray     # [T, M] activation frequency of each neuron on the probe batch
+    target_M: np.ndarray         # [M] each neuron's GBA target frequency
+    f: float                     # the world's mean feature frequency
+    description: str
+
+
+def record_dynamics(quick: bool = False, world_cfg=None, train_cfg=None, snapshots: int | None = None,
+                    probe_samples: int = 4096, progress: bool = False) -> DynamicsRecord:
+    """Train GBA on ``world_cfg`` (default: the uniform world n=64, d=32, s=3 when quick, else the
+    ``theorem-uniform`` preset) and snapshot it ``snapshots`` times (default 12 quick, 25 full)."""
+    from ..sae import TrainConfig, train
+    from ..simulate import World, WorldConfig, get_preset
+    from ..theory.metrics import cosine_matrix
+
+    if world_cfg is None:
+        world_cfg = WorldConfig(n=64, d=32, s=3) if quick else get_preset("theorem-uniform")
+    if train_cfg is None:
+        train_cfg = TrainConfig(method="gba", width=2 * int(world_cfg.n), steps=2000 if quick else 8000,
+                                batch_size=256 if quick else 512, lr=3e-3 if quick else 1e-3, log_every=100)
+    snapshots = snapshots or (12 if quick else 25)
+    world = World(world_cfg)
+    data = world.stream(int(train_cfg.batch_size), seed=0)
+    probe = world.sample(probe_samples, torch.Generator().manual_seed(424242))
+    truth = world.V.detach().cpu().numpy()
+    bounds = np.unique(np.linspace(0, int(train_cfg.steps), snapshots + 1).round().astype(int))
+    steps, cosines, freqs = [], [], []
+    result = None
+    for end in bounds:
+        if end > 0:
+            result = train(train_cfg.replace(steps=int(end)), data, int(world_cfg.d), progress=progress,
+                           resume=result)
+            W_MD = result.model.W_dec.detach().cpu().numpy()
+            acts = result.model.encode(probe)
+        else:  # the initialisation, before any step
+            fresh = world.stream(int(train_cfg.batch_size), seed=0)  # same first batch, same init
+            result0 = train(train_cfg.replace(steps=0), fresh, int(world_cfg.d), progress=False)
+            W_MD = result0.model.W_dec.detach().cpu().numpy()
+            acts = result0.model.encode(probe)
+        cos_NM = np.abs(cosine_matrix(W_MD, truth))
+        steps.append(int(end))
+        cosines.append(cos_NM.max(axis=1))
+        freqs.append((acts > 0).float().mean(0).cpu().numpy())
+    stack = result.model.stack
+    target = getattr(stack, "target_GM", None)
+    target_M = (target[0].cpu().numpy() if target is not None else np.full(int(train_cfg.width), np.nan))
+    desc = (f"n={world_cfg.n}, d={world_cfg.d}, s={world_cfg.s}, width={train_cfg.width}, "
+            f"{train_cfg.steps} steps")
+    return DynamicsRecord(np.array(steps), np.array(cosines), np.array(freqs), target_M,
+                          float(World(world_cfg).f), desc)

@@ -1,0 +1,70 @@
+"""polysemy's own methods (``gba`` with its defaults, ``topk`` with a given k) via ``polysemy.sae.train``.
+
+The trainer owns its loop, so the recovery curve is read from the data side: the stream is wrapped so
+that, whenever a checkpoint's sample count is reached, the monitor evaluates the decoder of the model
+being trained (found through the trainer's progress callback if it offers one, else from the
+``history`` table's logged recovery columns after training). See :func:`fit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .base import FittedSystem, RecoveryMonitor
+
+
+def available() -> tuple[bool, str]:
+    try:
+        from ...sae import train  # noqa: F401
+    except Exception as exc:  # the sae subpackage is missing or broken
+        return False, f"polysemy.sae is not importable ({exc.__class__.__name__}: {exc})"
+    return True, "polysemy"
+
+
+def _curve_from_history(history, truth_ND: torch.Tensor) -> list[dict]:
+    """Recovery checkpoints from the trainer's history table (columns named like ``frr_0.9``)."""
+    if history is None or len(history) == 0:
+        return []
+    cols = {c.lower(): c for c in history.columns}
+    frr09 = next((cols[c] for c in ("frr_0.9", "frr0.9", "frr_09", "frr@0.9") if c in cols), None)
+    samples = next((cols[c] for c in ("samples", "n_samples") if c in cols), None)
+    seconds = next((cols[c] for c in ("seconds", "elapsed", "time") if c in cols), None)
+    if frr09 is None or samples is None:
+        return []
+    frr099 = next((cols[c] for c in ("frr_0.99", "frr0.99", "frr_099") if c in cols), None)
+    out = []
+    for _, row in history.iterrows():
+        value = row[frr09]
+        if value != value:  # NaN: a row logged without recovery
+            continue
+        out.append({"samples": int(row[samples]),
+                    "seconds": float(row[seconds]) if seconds is not None else float("nan"),
+                    "frr_0.9": float(value),
+                    "frr_0.99": float(row[frr099]) if frr099 is not None else float("nan")})
+    return out
+
+
+def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed: int,
+        monitor: RecoveryMonitor, truth_ND: torch.Tensor, k: int | None = None) -> FittedSystem:
+    """Train polysemy's ``method`` at its default settings (plus ``k`` for TopK) on ``budget`` samples."""
+    from ...sae import TrainConfig, train
+
+    cfg = TrainConfig(method=method, width=width, seed=seed)
+    if k is not None:
+        cfg = cfg.with_param("k", int(k))
+    steps = max(1, budget // cfg.batch_size)
+    cfg = cfg.replace(steps=steps)
+    monitor.start()
+    result = train(cfg, stream, d, truth=truth_ND, progress=False)
+    seconds = float(getattr(result, "seconds", monitor.training_seconds))
+    model = result.model
+    model.eval()
+    curve = _curve_from_history(getattr(result, "history", None), truth_ND)
+    params = {"method": method, "batch_size": cfg.batch_size, "lr": cfg.lr, "steps": steps}
+    if k is not None:
+        params["k"] = int(k)
+    return FittedSystem(W_dec=model.W_dec.detach().clone(), encode_fn=model.encode,
+                        decode_fn=model.decode, samples=int(getattr(result, "samples", steps * cfg.batch_size)),
+                        seconds=seconds, curve=curve, params=params)

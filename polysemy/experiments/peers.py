@@ -1,0 +1,373 @@
+"""Side by side against the peers: one world, one stream, one sample budget, every system.
+
+For each world, every system reads the same samples in the same order (the world's stream with one
+data seed, regrouped to each system's own batch size) up to the same budget, and is then scored on
+one held-out evaluation set (``EVAL_SAMPLES`` samples, seed ``EVAL_SEED``) with
+``polysemy.theory.metrics.recovery_metrics``: FRR at τ = 0.9 and 0.99, MCC, L0, dead fraction (a
+latent is dead if it never fired on the evaluation set: the stated window) and explained variance.
+Along training, FRR is measured at sample checkpoints (geometrically spaced, our choice) to give
+the number of samples needed to reach FRR(0.9) ≥ 0.95 ("never" if not within the budget) and the
+recovery-against-wall-clock figure. Wall-clock seconds are training time only, evaluations excluded.
+
+Systems (TopK-type ones get the true k = round(expected L0) and a wrong k = 4 × true k):
+``polysemy-gba`` (defaults), ``polysemy-topk``, ``saelens-topk``, ``saelens-batchtopk``,
+``saelens-jumprelu``, ``saelens-relu-l1``, ``sparsify-topk``, ``sklearn-mbdl`` (best α of a grid),
+and a ``random-init`` reference row (Gaussian decoder rows, no training).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..configs import Config
+from ..errors import ConfigError, require, require_int_range
+from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
+
+WORLDS = ("uniform", "paper-toy")
+SYSTEM_FAMILIES = ("polysemy-gba", "polysemy-topk", "saelens-topk", "saelens-batchtopk",
+                   "saelens-jumprelu", "saelens-relu-l1", "sparsify-topk", "sklearn-mbdl", "random-init")
+STREAM_CHUNK = 256      # the world is sampled in chunks of this size, then regrouped per system
+EVAL_SAMPLES = 8192     # held-out evaluation set (the dead-latent window)
+EVAL_SEED = 12345
+RECOVERY_TARGET = 0.95  # samples_to_recovery: first checkpoint with FRR(0.9) >= this
+WRONG_K_FACTOR = 4      # the wrong k given to TopK-type systems (our choice: a 4x overestimate)
+
+
+@dataclass(frozen=True)
+class PeersConfig(Config):
+    """What ``polysemy peers`` runs. ``budget`` is training samples per system and world."""
+
+    worlds: tuple = WORLDS
+    systems: tuple = SYSTEM_FAMILIES
+    budget: int = 1_000_000
+    width_ratio: int = 2            # width = width_ratio * n (the paper uses 2n)
+    seed: int = 0                   # model initialisation seed (same for every system)
+    data_seed: int = 0              # the stream's seed (same for every system)
+    checkpoints: int = 12           # FRR evaluations along training, geometrically spaced
+    sklearn_alphas: tuple = (0.03, 0.1, 0.3)
+    sklearn_max_seconds: float = 120.0  # per α: sparse coding is slow, so it is capped in time
+
+    def validate(self) -> None:
+        require(len(self.worlds) >= 1, "worlds must name at least one world")
+        for w in self.worlds:
+            require(w in WORLDS, f"worlds must be among {list(WORLDS)}, got {w!r}")
+        require(len(self.systems) >= 1, "systems must name at least one system")
+        for s in self.systems:
+            require(s in SYSTEM_FAMILIES, f"systems must be among {list(SYSTEM_FAMILIES)}, got {s!r}")
+        require_int_range("budget", self.budget, 1024, 10**10)
+        require_int_range("width_ratio", self.width_ratio, 1, 64)
+        require_int_range("seed", self.seed, 0)
+        require_int_range("data_seed", self.data_seed, 0)
+        require_int_range("checkpoints", self.checkpoints, 1, 1000)
+        require(len(self.sklearn_alphas) >= 1 and all(float(a) > 0 for a in self.sklearn_alphas),
+                f"sklearn_alphas must be positive numbers, got {self.sklearn_alphas!r}")
+        require(self.sklearn_max_seconds > 0,
+                f"sklearn_max_seconds must be > 0, got {self.sklearn_max_seconds!r}")
+
+    @classmethod
+    def quick(cls, **changes) -> "PeersConfig":
+        """A few minutes in all: a small budget, a short sklearn cap, fewer checkpoints."""
+        base = dict(budget=65_536, checkpoints=6, sklearn_alphas=(0.1,), sklearn_max_seconds=15.0)
+        base.update(changes)
+        return cls(**base)
+
+
+# -- worlds -----------------------------------------------------------------------------------------
+def build_world(name: str):
+    """``uniform``: n = 512, d = 128, exactly s = 5 of n per sample. ``paper-toy``: the paper's
+    imbalanced world (n = 128, d = 42, half the samples s = 3, half s = 20), PAPER.md section 1."""
+    from ..simulate import World, WorldConfig, get_preset
+
+    if name == "uniform":
+        return World(WorldConfig(n=512, d=128, s=5))
+    if name == "paper-toy":
+        return World(get_preset("paper-toy"))
+    raise ConfigError(f"world must be one of {list(WORLDS)}, got {name!r}")
+
+
+def true_k(world) -> int:
+    """The true mean number of active features per sample, rounded (≥ 1)."""
+    return max(1, int(round(float(world.expected_l0))))
+
+
+def checkpoint_schedule(budget: int, count: int) -> list[int]:
+    """``count`` sample counts geometrically spaced from budget/64 to the budget (our choice)."""
+    points = np.geomspace(max(1, budget / 64), budget, num=count)
+    return sorted({int(p) for p in points})
+
+
+def shared_stream(world, data_seed: int, batch_size: int):
+    """The world's stream for ``data_seed``, regrouped to ``batch_size`` (same samples for all)."""
+    return rebatch(world.stream(STREAM_CHUNK, seed=data_seed), batch_size)
+
+
+# -- the systems ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SystemSpec:
+    """One row of the comparison: a family (``saelens-topk``) and its variant (``k`` or none)."""
+
+    family: str
+    k: int | None = None
+    k_label: str = ""       # "true k" / "wrong k"
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}-k{self.k}" if self.k is not None else self.family
+
+
+TOPK_FAMILIES = ("polysemy-topk", "saelens-topk", "saelens-batchtopk", "sparsify-topk")
+
+
+def systems_for(world, families) -> list[SystemSpec]:
+    k_true = true_k(world)
+    k_wrong = WRONG_K_FACTOR * k_true
+    specs = []
+    for family in families:
+        if family in TOPK_FAMILIES:
+            specs.append(SystemSpec(family, k_true, "true k"))
+            specs.append(SystemSpec(family, k_wrong, "wrong k"))
+        else:
+            specs.append(SystemSpec(family))
+    return specs
+
+
+def availability(family: str) -> tuple[bool, str]:
+    """Whether a family can run here, and the library version or the reason it cannot."""
+    from .peer_adapters import ours, saelens_peer, sklearn_peer, sparsify_peer
+
+    if family.startswith("polysemy-"):
+        return ours.available()
+    if family.startswith("saelens-"):
+        return saelens_peer.available()
+    if family.startswith("sparsify-"):
+        return sparsify_peer.available()
+    if family.startswith("sklearn-"):
+        return sklearn_peer.available()
+    return True, "reference"
+
+
+def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
+    """Train one system on the shared stream of ``world``; raises PeerUnavailable if not installed."""
+    from .peer_adapters import ours, saelens_peer, sklearn_peer, sparsify_peer
+
+    d, width = world.d, cfg.width_ratio * world.n
+    truth_ND = world.V
+    checkpoints = checkpoint_schedule(cfg.budget, cfg.checkpoints)
+    common = dict(d=d, width=width, budget=cfg.budget, seed=cfg.seed)
+
+    def stream(batch):
+        return shared_stream(world, cfg.data_seed, batch)
+
+    family = spec.family
+    if family == "random-init":
+        # numpy's generator, not torch's: a torch draw with the world's seed could replay the world's
+        # own Gaussian dictionary and "recover" it.
+        rows = torch.from_numpy(np.random.default_rng(cfg.seed).standard_normal((width, d))).float()
+        return FittedSystem(W_dec=rows, encode_fn=lambda x: torch.relu(x @ rows.T), samples=0,
+                            params={"note": "Gaussian decoder rows, untrained reference"})
+    if family in ("polysemy-gba", "polysemy-topk"):
+        from ..sae import TrainConfig
+        batch = TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size
+        return ours.fit(family.removeprefix("polysemy-"), stream(batch), monitor=RecoveryMonitor(truth_ND, checkpoints),
+                        truth_ND=truth_ND, k=spec.k, **common)
+    if family.startswith("saelens-"):
+        arch = {"saelens-topk": "topk", "saelens-batchtopk": "batchtopk",
+                "saelens-jumprelu": "jumprelu", "saelens-relu-l1": "standard"}[family]
+        return saelens_peer.fit(arch, stream(saelens_peer.DEFAULT_BATCH),
+                                monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, **common)
+    if family == "sparsify-topk":
+        return sparsify_peer.fit(stream(sparsify_peer.DEFAULT_BATCH),
+                                 monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, **common)
+    if family == "sklearn-mbdl":
+        return _fit_sklearn_grid(world, cfg, checkpoints, stream, common)
+    raise ConfigError(f"systems must be among {list(SYSTEM_FAMILIES)}, got {family!r}")
+
+
+def _fit_sklearn_grid(world, cfg, checkpoints, stream, common) -> FittedSystem:
+    """Fit every α of the grid; keep the best by final FRR(0.9), then MCC (tuned fairly, and said so)."""
+    from ..theory import metrics
+    from .peer_adapters import sklearn_peer
+
+    best, best_key, grid = None, None, []
+    for alpha in cfg.sklearn_alphas:
+        fitted = sklearn_peer.fit(stream(sklearn_peer.DEFAULT_BATCH), alpha=float(alpha),
+                                  max_seconds=cfg.sklearn_max_seconds,
+                                  monitor=RecoveryMonitor(world.V, checkpoints), **common)
+        frr09 = metrics.frr(fitted.W_dec, world.V, taus=(0.9,))["0.9"]
+        key = (frr09, metrics.mcc(fitted.W_dec, world.V))
+        grid.append({"alpha": float(alpha), "frr_0.9": frr09, "mcc": key[1],
+                     "seconds": fitted.seconds, "samples": fitted.samples})
+        if best_key is None or key > best_key:
+            best, best_key = fitted, key
+    best.params["alpha_grid"] = grid
+    best.params["tuning"] = "best alpha of the grid by FRR(0.9), then MCC"
+    return best
+
+
+# -- evaluation and the rows ------------------------------------------------------------------------
+def evaluation_set(world):
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    return world.sample(EVAL_SAMPLES, gen)
+
+
+def score(fitted: FittedSystem, world, x_eval_BD: torch.Tensor) -> dict:
+    """Recovery metrics of a fitted system on the evaluation set (``recovery_metrics``)."""
+    from ..theory import metrics
+
+    acts = fitted.encode(x_eval_BD)
+    x_hat = fitted.decode(acts)
+    return metrics.recovery_metrics(fitted.W_dec, world.V, acts=acts, x=x_eval_BD, x_hat=x_hat)
+
+
+def make_row(spec: SystemSpec, world_name: str, world, fitted: FittedSystem, m: dict,
+             library: str) -> dict:
+    reached = samples_to_recovery(fitted.curve, RECOVERY_TARGET)
+    trained = spec.family != "random-init"
+    return {
+        "system": spec.name, "family": spec.family, "world": world_name, "library": library,
+        "k": spec.k, "k_label": spec.k_label or None, "true_l0": float(world.expected_l0),
+        "frr": {"0.9": m["frr"]["0.9"], "0.99": m["frr"]["0.99"]},
+        "frr_0.9": m["frr"]["0.9"], "frr_0.99": m["frr"]["0.99"], "mcc": m["mcc"],
+        "l0": m.get("l0"), "dead_fraction": m.get("dead_fraction"),
+        "explained_variance": m.get("explained_variance"),
+        "seconds": fitted.seconds, "samples": fitted.samples,
+        "samples_to_recovery": reached if reached is not None else ("never" if trained else None),
+        "width": fitted.width, "curve": fitted.curve, "params": fitted.params,
+    }
+
+
+def run_peers(cfg: PeersConfig, *, progress: bool = True, log=sys.stderr) -> dict:
+    """Run every available system on every world; return ``{"rows": [...], "skipped": [...], ...}``."""
+    from tqdm import tqdm
+
+    rows, skipped = [], []
+    worlds = {name: build_world(name) for name in cfg.worlds}
+    plan = [(name, spec) for name in cfg.worlds for spec in systems_for(worlds[name], cfg.systems)]
+    status = {family: availability(family) for family in cfg.systems}
+    for family, (ok, why) in status.items():
+        if not ok:
+            skipped.append({"system": family, "reason": why})
+            print(f"polysemy peers: skipping {family}: {why}", file=log)
+    plan = [(w, s) for w, s in plan if status[s.family][0]]
+    bar = tqdm(plan, desc="peers", unit="system", file=sys.stderr, disable=not progress)
+    for world_name, spec in bar:
+        bar.set_postfix_str(f"{world_name} {spec.name}")
+        world = worlds[world_name]
+        try:
+            fitted = fit_system(spec, world, cfg)
+        except PeerUnavailable as exc:
+            skipped.append({"system": spec.name, "world": world_name, "reason": str(exc)})
+            print(f"polysemy peers: skipping {spec.name}: {exc}", file=log)
+            continue
+        m = score(fitted, world, evaluation_set(world))
+        rows.append(make_row(spec, world_name, world, fitted, m, status[spec.family][1]))
+    return {"config": cfg.to_dict(), "rows": rows, "skipped": skipped, "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_samples": EVAL_SAMPLES,
+            "recovery_target": RECOVERY_TARGET}
+
+
+def machine_info() -> dict:
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
+
+
+# -- output -----------------------------------------------------------------------------------------
+TABLE_COLUMNS = ("world", "system", "frr_0.9", "frr_0.99", "mcc", "l0", "dead_fraction",
+                 "seconds", "samples", "samples_to_recovery")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain fixed-width table of the headline columns."""
+    cells = [list(TABLE_COLUMNS)] + [[_fmt(r.get(c)) for c in TABLE_COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    columns = list(TABLE_COLUMNS) + ["k", "k_label", "true_l0", "explained_variance", "width",
+                                     "library", "family"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({c: r.get(c) for c in columns})
+    _atomic_write(path, buf.getvalue())
+
+
+def write_json(result: dict, path: str) -> None:
+    _atomic_write(path, json.dumps(result, indent=1, default=str))
+
+
+def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
+    """FRR(0.9) against training wall-clock seconds, one panel per world, one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    worlds = list(dict.fromkeys(r["world"] for r in rows))
+    fig, axes = plt.subplots(1, max(1, len(worlds)), figsize=(6.5 * max(1, len(worlds)), 4.8),
+                             squeeze=False)
+    for ax, world in zip(axes[0], worlds):
+        for r in (r for r in rows if r["world"] == world):
+            curve = [p for p in r["curve"] if p["seconds"] == p["seconds"] and p["seconds"] > 0]
+            if not curve:
+                continue
+            style = "-" if r["family"].startswith("polysemy-") else "--"
+            ax.plot([p["seconds"] for p in curve], [p["frr_0.9"] for p in curve], style,
+                    marker="o", ms=3, label=r["system"])
+        ax.axhline(RECOVERY_TARGET, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("training wall-clock seconds (evaluations excluded)")
+        ax.set_ylabel("FRR(0.9)")
+        ax.set_title(f"recovery against time: {world}")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def save_outputs(result: dict, out_dir: str) -> dict:
+    """Write peers.json, peers.csv and peers_recovery_vs_time.png under ``out_dir``; return paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"json": os.path.join(out_dir, "peers.json"), "csv": os.path.join(out_dir, "peers.csv"),
+             "figure": os.path.join(out_dir, "peers_recovery_vs_time.png")}
+    write_json(result, paths["json"])
+    write_csv(result["rows"], paths["csv"])
+    if result["rows"]:
+        plot_recovery_vs_time(result["rows"], paths["figure"])
+    else:
+        paths.pop("figure")
+    return paths

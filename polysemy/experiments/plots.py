@@ -1,0 +1,341 @@
+"""Drawing the figures from sweep results (DataFrames from :func:`~polysemy.experiments.load_results`).
+
+Each ``draw_*`` takes ``frames`` (sweep name -> DataFrame, one row per cell) and ``quick`` and returns
+a :class:`Drawn`: the matplotlib figure, the table of the numbers it shows (saved as CSV; means and
+standard deviations over seeds) and optional text to print (the toy table).
+
+Conventions (our choice): "recovered" means FRR at tau = 0.9 (PAPER.md section 6). A phase diagram's
+"success" at a grid point is the mean FRR(0.9) over seeds, i.e. the fraction of features recovered,
+and its 50% contour is where half of the features are recovered.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import matplotlib
+
+if not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+FRR90 = "metrics.frr.0.9"
+FRR99 = "metrics.frr.0.99"
+FRR80 = "metrics.frr.0.8"
+
+
+@dataclass
+class Drawn:
+    figure: "plt.Figure"
+    table: pd.DataFrame
+    text: str = ""
+
+
+def summarise(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = (FRR90, FRR99)) -> pd.DataFrame:
+    """Mean, standard deviation and count over seeds of ``metrics`` for each combination of ``by``."""
+    metrics = tuple(m for m in metrics if m in df.columns)
+    agg = df.groupby(by, sort=False, dropna=False)[list(metrics)].agg(["mean", "std", "count"])
+    agg.columns = [f"{m}.{stat}" for m, stat in agg.columns]
+    return agg.reset_index()
+
+
+def _first(df: pd.DataFrame, column: str):
+    return df[column].iloc[0]
+
+
+# -- 1. resonance -------------------------------------------------------------------------------------
+def _geometric_edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges for a log-spaced axis: geometric midpoints, extended by half a step at each end."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] / 1.5, v[0] * 1.5])
+    mids = np.sqrt(v[:-1] * v[1:])
+    return np.concatenate([[v[0] ** 2 / mids[0]], mids, [v[-1] ** 2 / mids[-1]]])
+
+
+def draw_resonance(frames: dict, quick: bool) -> Drawn:
+    from ..theory import bands
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    tables = []
+    for ax, kind in zip(axes, ("light", "heavy")):
+        df = frames[f"resonance-{kind}"]
+        s = summarise(df, ["params.world.d", "params.p_over_f"])
+        tables.append(s.assign(panel=kind))
+        ds = np.sort(s["params.world.d"].unique())
+        ps = np.sort(s["params.p_over_f"].unique())
+        grid = s.pivot(index="params.p_over_f", columns="params.world.d", values=f"{FRR90}.mean")
+        grid = grid.reindex(index=ps, columns=ds)
+        mesh = ax.pcolormesh(_geometric_edges(ds), _geometric_edges(ps), grid.values, vmin=0, vmax=1,
+                             cmap="viridis", shading="flat")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        n, s_ = int(_first(df, "world.n")), int(_first(df, "world.s"))
+        f = s_ / n
+        d_line = np.geomspace(ds.min() / 1.4, ds.max() * 1.4, 100)
+        hi = [bands.resonance_band(f, d)[1] / f for d in d_line]
+        ax.plot(d_line, np.ones_like(d_line), "w--", lw=1.5, label="p = f (band low)")
+        ax.plot(d_line, hi, "w-", lw=1.5, label="p = min(sqrt f, f d) (band high)")
+        ax.axvline(math.sqrt(n), color="orange", lw=1.5, label="d = sqrt(n)")
+        ax.set_xlim(d_line[0], d_line[-1])
+        ax.set_xlabel("ambient dimension d")
+        ax.set_ylabel("target frequency p / f")
+        ax.set_title(f"{kind} preset: n={n}, s={s_}, f={f:.3g}")
+        ax.legend(loc="upper left", fontsize=7, framealpha=0.6)
+    fig.colorbar(mesh, ax=axes, label="FRR(0.9)")
+    fig.suptitle("Neuron resonance: BA recovers features when p sits in the band")
+    return Drawn(fig, pd.concat(tables, ignore_index=True))
+
+
+# -- 2. co-occurrence ---------------------------------------------------------------------------------
+def _lines(ax, s: pd.DataFrame, x: str, label_col: str | None, metric: str = FRR90, marker: str = "o",
+           style: str = "-", label_prefix: str = "") -> None:
+    groups = [(None, s)] if label_col is None else list(s.groupby(label_col, sort=False))
+    for label, g in groups:
+        g = g.sort_values(x)
+        mean, std = g[f"{metric}.mean"], g[f"{metric}.std"].fillna(0)
+        name = label_prefix + ("" if label is None else str(label))
+        ax.errorbar(g[x], mean, yerr=std, marker=marker, ls=style, capsize=2, label=name or None)
+
+
+def draw_cooccurrence(frames: dict, quick: bool) -> Drawn:
+    df = frames["cooccurrence"]
+    s = summarise(df, ["params.world.rho2", "params.method"])
+    n = int(_first(df, "world.n"))
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    _lines(ax, s, "params.world.rho2", "params.method", FRR90)
+    _lines(ax, s, "params.world.rho2", "params.method", FRR99, marker="x", style=":", label_prefix="tau=0.99: ")
+    ax.axvline(1 / math.sqrt(n), color="k", ls="--", label=f"1/sqrt(n) = {1 / math.sqrt(n):.3g}")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("co-occurrence rho2 = max P(h_j > 0 | h_i > 0)")
+    ax.set_ylabel("FRR (solid: tau=0.9)")
+    ax.set_title(f"Recovery against co-occurrence (n={n}, d={int(_first(df, 'world.d'))})")
+    ax.legend(fontsize=7)
+    return Drawn(fig, s)
+
+
+# -- 3. width, imbalance, occurrence ----------------------------------------------------------------------
+def draw_width(frames: dict, quick: bool) -> Drawn:
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
+    w = summarise(frames["width"], ["params.width_over_n", "params.method"])
+    _lines(axes[0], w, "params.width_over_n", "params.method")
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("width M / n")
+    axes[0].set_title("width")
+    im = summarise(frames["imbalance"], ["params.world.imbalance"])
+    _lines(axes[1], im, "params.world.imbalance", None, label_prefix="GBA")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("imbalance max h / min h  (1/h^2 spans its square)")
+    axes[1].set_title("coefficient imbalance")
+    occ_df = frames["occurrence"].copy()
+    occ_df["f_max_over_f_min"] = occ_df["world.f_max"] / occ_df["world.f_min"]
+    oc = summarise(occ_df, ["f_max_over_f_min"])
+    _lines(axes[2], oc, "f_max_over_f_min", None, label_prefix="GBA")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("relative occurrence f_max / f_min (Zipf)")
+    axes[2].set_title("relative occurrence")
+    for ax in axes:
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel("FRR(0.9)")
+        ax.legend(fontsize=7)
+    table = pd.concat([w.assign(panel="width"), im.assign(panel="imbalance"), oc.assign(panel="occurrence")],
+                      ignore_index=True)
+    return Drawn(fig, table)
+
+
+# -- 4. activations -------------------------------------------------------------------------------------
+def draw_activations(frames: dict, quick: bool) -> Drawn:
+    df = frames["activations"]
+    s = summarise(df, ["params.world.s", "params.train.activation"])
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    _lines(ax, s, "params.world.s", "params.train.activation", FRR90)
+    _lines(ax, s, "params.world.s", "params.train.activation", FRR99, marker="x", style=":",
+           label_prefix="tau=0.99: ")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("active features per sample s")
+    ax.set_ylabel("FRR (solid: tau=0.9)")
+    ax.set_title(f"Activation functions (GBA, n={int(_first(df, 'world.n'))}, d={int(_first(df, 'world.d'))})")
+    ax.legend(fontsize=7)
+    return Drawn(fig, s)
+
+
+# -- 5. toy table -------------------------------------------------------------------------------------
+def toy_table(df: pd.DataFrame) -> pd.DataFrame:
+    from .sweeps import TOY_PAPER, TOY_VARIANTS
+
+    s = summarise(df, ["params.variant"], (FRR80, FRR90, FRR99))
+    order = [v["label"] for v in TOY_VARIANTS]
+    s["order"] = s["params.variant"].map({k: i for i, k in enumerate(order)})
+    s = s.sort_values("order").drop(columns="order")
+    s["paper.frr.0.8"] = s["params.variant"].map(lambda k: TOY_PAPER[k][0] / 100)
+    s["paper.frr.0.9"] = s["params.variant"].map(lambda k: TOY_PAPER[k][1] / 100)
+    return s.rename(columns={"params.variant": "method"})
+
+
+def format_toy_table(t: pd.DataFrame) -> str:
+    def pct(mean, std):
+        return f"{100 * mean:5.1f} ± {100 * (0 if pd.isna(std) else std):4.1f}"
+
+    lines = [f"{'method':34s} | {'FRR(0.8) ours':15s} | paper  | {'FRR(0.9) ours':15s} | paper  | "
+             f"{'FRR(0.99) ours':15s} | seeds",
+             "-" * 112]
+    for _, r in t.iterrows():
+        lines.append(f"{r['method']:34s} | {pct(r[FRR80 + '.mean'], r[FRR80 + '.std']):15s} | "
+                     f"{100 * r['paper.frr.0.8']:5.1f}% | {pct(r[FRR90 + '.mean'], r[FRR90 + '.std']):15s} | "
+                     f"{100 * r['paper.frr.0.9']:5.1f}% | {pct(r[FRR99 + '.mean'], r[FRR99 + '.std']):15s} | "
+                     f"{int(r[FRR90 + '.count'])}")
+    return "\n".join(lines)
+
+
+def draw_toy(frames: dict, quick: bool) -> Drawn:
+    t = toy_table(frames["toy"])
+    fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+    x = np.arange(len(t))
+    for offset, (metric, paper, label) in enumerate(((FRR80, "paper.frr.0.8", "0.8"),
+                                                       (FRR90, "paper.frr.0.9", "0.9"))):
+        xs = x + (offset - 0.5) * 0.38
+        ax.bar(xs, t[f"{metric}.mean"], width=0.36, yerr=t[f"{metric}.std"].fillna(0), capsize=3,
+               label=f"ours FRR({label})", alpha=0.85)
+        ax.scatter(xs, t[paper], marker="D", color="k", zorder=3, s=18,
+                   label="paper" if offset == 0 else None)
+    ax.set_xticks(x)
+    ax.set_xticklabels(t["method"], rotation=15, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("FRR")
+    ax.set_title("Toy table on the imbalanced world (n=128, d=42): ours (bars, mean ± sd) vs paper (diamonds)")
+    ax.legend(fontsize=7, loc="lower left")
+    return Drawn(fig, t, "Toy table (imbalanced world n=128, d=42; percent, mean ± sd over seeds)\n"
+                 + format_toy_table(t))
+
+
+# -- 6. training dynamics ----------------------------------------------------------------------------
+def draw_dynamics(frames: dict, quick: bool) -> Drawn:
+    from .dynamics import record_dynamics
+
+    rec = record_dynamics(quick=quick)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    cos_SN = rec.best_cosine_TN  # [snapshots, n]
+    steps = rec.steps
+    for i in range(cos_SN.shape[1]):
+        axes[0].plot(steps, cos_SN[:, i], color="tab:blue", alpha=0.25, lw=0.8)
+    axes[0].plot(steps, np.median(cos_SN, axis=1), color="k", lw=2, label="median feature")
+    axes[0].plot(steps, (cos_SN >= 0.9).mean(axis=1), color="tab:red", lw=2, label="FRR(0.9)")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("best |cos| with any neuron")
+    axes[0].set_title("each true feature's best cosine")
+    axes[0].legend(fontsize=7)
+    freq_TM, target_M = rec.frequency_TM, rec.target_M
+    groups = np.unique(target_M)
+    colors = plt.cm.plasma(np.linspace(0, 0.9, len(groups)))
+    for color, t in zip(colors, groups):
+        member = target_M == t
+        med = np.median(freq_TM[:, member], axis=1)
+        axes[1].plot(steps, med, color=color, lw=1.5)
+        axes[1].axhline(t, color=color, ls=":", lw=1)
+    axes[1].axhline(rec.f, color="k", ls="--", lw=1.2, label=f"feature frequency f = {rec.f:.3g}")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("training step")
+    axes[1].set_ylabel("neuron activation frequency (median per group)")
+    axes[1].set_title("frequencies (solid) move to their group targets (dotted)")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"GBA training dynamics ({rec.description})")
+    rows = []
+    for t_idx, step in enumerate(steps):
+        row = {"step": int(step), "frr.0.9": float((cos_SN[t_idx] >= 0.9).mean()),
+               "median_best_cosine": float(np.median(cos_SN[t_idx]))}
+        for t in groups:
+            row[f"median_frequency_target_{t:.3g}"] = float(np.median(freq_TM[t_idx, target_M == t]))
+        rows.append(row)
+    return Drawn(fig, pd.DataFrame(rows))
+
+
+# -- 7. phase diagram -----------------------------------------------------------------------------------
+def _theory_overlays(ax, n: int, deltas: np.ndarray) -> None:
+    """Theorem region (band non-empty), classical sqrt(d)/(mu log d) and Donoho-Tanner, in (delta, rho)."""
+    from ..theory import bands
+
+    dl = np.linspace(max(2 / n, deltas.min() * 0.8), min(1.0, deltas.max() * 1.1), 60)
+    rl = np.linspace(0.01, 1.0, 100)
+    region = np.zeros((len(rl), len(dl)))
+    for j, delta in enumerate(dl):
+        d = max(2, int(round(delta * n)))
+        for i, rho in enumerate(rl):
+            s = max(1.0, rho * d)
+            lo, hi = bands.theorem_band(n, d, s)
+            region[i, j] = 1.0 if lo <= hi else 0.0
+    if region.any():
+        ax.contourf(dl, rl, region, levels=[0.5, 1.5], colors=["tab:green"], alpha=0.12)
+        ax.contour(dl, rl, region, levels=[0.5], colors=["tab:green"], linewidths=1)
+    classical, dt = [], []
+    for delta in dl:
+        d = max(2, int(round(delta * n)))
+        mu = math.sqrt(2 * math.log(n * n) / d)  # Gaussian coherence (PAPER.md 2)
+        classical.append(min(1.0, bands.classical_sparsity_limit(d, min(mu, 1.0)) / d))
+        dt.append(bands.donoho_tanner_rho(delta))
+    ax.plot(dl, classical, color="tab:orange", lw=1.5, label="sqrt(d)/(mu log d)")
+    ax.plot(dl, dt, color="tab:red", lw=1.5, ls="--", label="Donoho-Tanner l1")
+    ax.plot([], [], color="tab:green", lw=6, alpha=0.3, label="theorem band non-empty")
+
+
+def draw_phase(frames: dict, quick: bool) -> Drawn:
+    df = frames["phase"]
+    s = summarise(df, ["params.world.n", "params.method", "params.delta", "params.rho"])
+    methods = list(dict.fromkeys(s["params.method"]))
+    ns = sorted(s["params.world.n"].unique())
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4), constrained_layout=True,
+                             squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    mesh = None
+    for ax, method in zip(axes[0], methods):
+        sm = s[s["params.method"] == method]
+        for k, n in enumerate(ns):
+            g = sm[sm["params.world.n"] == n].pivot(index="params.rho", columns="params.delta",
+                                                    values=f"{FRR90}.mean").sort_index().sort_index(axis=1)
+            X, Y = np.meshgrid(g.columns.values.astype(float), g.index.values.astype(float))
+            if k == len(ns) - 1:
+                mesh = ax.pcolormesh(X, Y, g.values, vmin=0, vmax=1, cmap="Greys_r", shading="nearest", alpha=0.8)
+            if g.shape[0] > 1 and g.shape[1] > 1 and np.nanmin(g.values) < 0.5 < np.nanmax(g.values):
+                ax.contour(X, Y, g.values, levels=[0.5], colors=["tab:blue"], linestyles=styles[k % 4],
+                           linewidths=2)
+            ax.plot([], [], color="tab:blue", ls=styles[k % 4], lw=2, label=f"50% contour, n={n}")
+        _theory_overlays(ax, int(ns[-1]), np.array(sorted(s["params.delta"].unique()), dtype=float))
+        ax.set_title(method)
+        ax.set_xlabel("delta = d / n")
+        ax.set_ylabel("rho = s / d")
+        ax.set_ylim(0, min(1.0, float(s["params.rho"].max()) * 1.15))
+        ax.legend(fontsize=6, loc="upper left")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes[0].tolist(), label=f"FRR(0.9), n={ns[-1]}")
+    fig.suptitle("Phase diagrams: fraction of features recovered over (delta, rho)")
+    return Drawn(fig, s)
+
+
+# -- 8. sensitivity ---------------------------------------------------------------------------------------
+def draw_sensitivity(frames: dict, quick: bool) -> Drawn:
+    df = frames["sensitivity"].copy()
+    label = df["params.variant"].astype(str)
+    df["knob"] = label.str.split("=").str[0]
+    df["value"] = label.str.split("=").str[1].astype(float)
+    s = summarise(df, ["knob", "value"], (FRR90, FRR99, "metrics.l0", "metrics.dead_fraction"))
+    knobs = list(dict.fromkeys(s["knob"]))
+    fig, axes = plt.subplots(1, len(knobs), figsize=(3.3 * len(knobs), 3.6), constrained_layout=True,
+                             squeeze=False)
+    for ax, knob in zip(axes[0], knobs):
+        g = s[s["knob"] == knob].sort_values("value")
+        for metric, style, name in ((FRR90, "o-", "FRR(0.9)"), (FRR99, "x:", "FRR(0.99)")):
+            ax.errorbar(g["value"], g[f"{metric}.mean"], yerr=g[f"{metric}.std"].fillna(0), fmt=style,
+                        capsize=2, label=name)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(knob, fontsize=9)
+        ax.set_xlabel(knob.split(" ", 1)[1] if " " in knob else knob)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("FRR")
+    fig.suptitle("Sensitivity: recovery against each method's own knob")
+    return Drawn(fig, s)

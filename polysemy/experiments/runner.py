@@ -1,0 +1,178 @@
+"""Run a sweep: skip finished cells, group the rest by shape, train each group stacked, store each cell.
+
+- Grouping: cells with the same ``Cell.shape_key`` (d, width, method, steps, batch size) are trained
+  together through ``polysemy.sae.train_stacked``; a group holds at most ``max_group`` cells (default
+  16) so memory stays bounded and the ETA moves often.
+- Parallelism: groups are spread over ``jobs`` processes with joblib (loky), or over a Dask cluster
+  through joblib's Dask backend when ``dask_address`` is given. Workers only compute and return rows;
+  this process writes them, so a remote worker needs no shared filesystem.
+- Resume: a cell is done iff its file exists in the store. Each finished group's cells are written at
+  once, atomically; killing the process (SIGKILL included) loses only the groups in flight. Rerunning
+  recomputes only missing cells; a complete sweep returns without starting any worker.
+- The evaluation of a group is pluggable (``evaluate_group``): any picklable function taking a list of
+  cells and returning one dict per cell (merged into the stored row). The default trains and scores.
+- One tqdm progress bar (stderr) counts cells over the whole sweep, with an ETA.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from ..errors import require, require_int_range
+from .spec import Cell, SweepSpec
+from .store import ResultStore, versions
+
+GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
+MAX_GROUP = 16
+
+
+@dataclass
+class SweepSummary:
+    """What ``polysemy sweep --json`` prints."""
+
+    name: str
+    cells_total: int
+    cells_done: int
+    cells_computed: int
+    seconds: float
+    store: str
+    groups: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_groups(cells: Iterable[Cell], max_group: int = MAX_GROUP) -> list[list[Cell]]:
+    """Split ``cells`` into stackable groups: same shape key, at most ``max_group`` each.
+
+    Deterministic: cells keep their sweep order within a key, keys appear in order of first use, so the
+    groups of a rerun over the missing cells are the same groups the first run would have made for them
+    whenever whole groups were finished.
+    """
+    require_int_range("max_group", max_group, 1)
+    by_key: OrderedDict[tuple, list[Cell]] = OrderedDict()
+    for c in cells:
+        by_key.setdefault(c.shape_key, []).append(c)
+    groups = []
+    for members in by_key.values():
+        for i in range(0, len(members), max_group):
+            groups.append(members[i:i + max_group])
+    return groups
+
+
+def _run_group(evaluate_group: GroupEvaluator, cells: list[Cell], threads: int | None) -> list[dict]:
+    """Worker side: evaluate one group and build its stored rows (config + results + versions)."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    results = evaluate_group(cells)
+    require(len(results) == len(cells),
+            f"evaluate_group returned {len(results)} results for {len(cells)} cells")
+    elapsed = time.perf_counter() - start
+    vers = versions()
+    rows = []
+    for cell, result in zip(cells, results):
+        row = cell.to_dict()
+        row.update(result)
+        row.setdefault("seconds", elapsed / len(cells))
+        row["group_seconds"] = elapsed
+        row["group_size"] = len(cells)
+        row["versions"] = vers
+        rows.append(row)
+    return rows
+
+
+def default_evaluator() -> GroupEvaluator:
+    from .evaluation import train_and_evaluate_group
+    return train_and_evaluate_group
+
+
+def run_sweep(
+    spec: SweepSpec,
+    store_dir: Path | str,
+    *,
+    jobs: int = 1,
+    dask_address: str | None = None,
+    evaluate_group: GroupEvaluator | None = None,
+    max_group: int = MAX_GROUP,
+    progress: bool = True,
+) -> SweepSummary:
+    """Compute every missing cell of ``spec`` into the store at ``store_dir``; return a summary."""
+    require_int_range("jobs", jobs, 1, 256)
+    start = time.perf_counter()
+    store = ResultStore(store_dir)
+    cells = spec.expand()
+    done = store.done_ids()
+    missing = [c for c in cells if c.cell_id not in done]
+    unique_missing = list(OrderedDict((c.cell_id, c) for c in missing).values())
+    total_ids = {c.cell_id for c in cells}
+    if not unique_missing:
+        return SweepSummary(spec.name, len(total_ids), len(total_ids & done), 0,
+                            time.perf_counter() - start, str(store.root))
+
+    store.remove_stale_temporaries()
+    store.write_spec(spec)
+    evaluate_group = evaluate_group or default_evaluator()
+    groups = plan_groups(unique_missing, max_group)
+    computed = 0
+    bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}", unit="cell", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    try:
+        for rows in _execute(groups, evaluate_group, jobs, dask_address):
+            for row in rows:
+                store.write_cell(row)
+            computed += len(rows)
+            bar.update(len(rows))
+    finally:
+        bar.close()
+    done = store.done_ids()
+    return SweepSummary(spec.name, len(total_ids), len(total_ids & done), computed,
+                        time.perf_counter() - start, str(store.root), len(groups))
+
+
+def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int,
+             dask_address: str | None):
+    """Yield each group's rows as soon as it finishes (in process, joblib processes, or Dask)."""
+    if dask_address is not None:
+        yield from _execute_dask(groups, evaluate_group, dask_address)
+        return
+    if jobs == 1 or len(groups) == 1:
+        for g in groups:
+            yield _run_group(evaluate_group, g, None)
+        return
+    from joblib import Parallel, delayed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    parallel = Parallel(n_jobs=min(jobs, len(groups)), return_as="generator_unordered")
+    yield from parallel(delayed(_run_group)(evaluate_group, g, threads) for g in groups)
+
+
+def _execute_dask(groups, evaluate_group, address):
+    """Run the groups through joblib's Dask backend on the cluster whose scheduler is at ``address``."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the environment
+        from ..errors import ConfigError
+        raise ConfigError("--dask needs dask[distributed]: pip install 'polysemy[dask]'") from None
+    from joblib import Parallel, delayed, parallel_config
+
+    try:
+        client = Client(address, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        from ..errors import ConfigError
+        raise ConfigError(f"dask must be a reachable scheduler address, got {address!r} ({exc})") from None
+    try:
+        with client.as_current(), parallel_config(backend="dask"):
+            parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
+            yield from parallel(delayed(_run_group)(evaluate_group, g, 1) for g in groups)
+    finally:
+        client.close()

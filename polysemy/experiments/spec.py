@@ -1,0 +1,320 @@
+"""Declarative sweeps: a base world, a base training config, axes to vary, seeds -> cells.
+
+A :class:`SweepSpec` expands into the Cartesian product of its axes times its seeds. Each product point
+is a :class:`Cell` whose world and training config are fully resolved, so a cell can be regenerated
+exactly from what the store keeps. Its id is a hash of that resolved config (world + train + seed +
+evaluation sample count), so it does not depend on the sweep's name, on the axis order or on which
+other cells the sweep holds: the same experiment gets the same id wherever it appears.
+
+Parameter names an axis may vary (our choice of vocabulary):
+
+- ``world.<field>``: any :class:`~polysemy.simulate.WorldConfig` field (``world.d``, ``world.s`` ...).
+- ``train.<field>``: a :class:`~polysemy.sae.TrainConfig` field or a method parameter, set through
+  ``TrainConfig.with_param`` (``train.lr``, ``train.width``, ``train.htf``, ``train.k`` ...).
+  Setting ``train.method`` resets the method parameters to the new method's defaults first.
+- Derived parameters, resolved after the world (see :data:`DERIVED_PARAMETERS`):
+  ``delta`` (d = round(delta * n)), ``rho`` (s = max(1, round(rho * d))) for compressed-sensing phase
+  diagrams at fixed n; ``p_over_f`` (BA's target frequency p = p_over_f * f, f the world's mean
+  occurrence frequency); ``width_over_n`` (width = round(width_over_n * n)); ``k_over_s``
+  (TopK's k = max(1, round(k_over_s * expected L0))).
+- A *bundle*: an axis whose values are dicts of several of the above (e.g. ``{"train.method": "topk",
+  "train.k": 20}``). The axis name is then only a label; a bundle's ``"label"`` key names it in figures.
+
+Seeds (our choice): replicate ``r`` trains with ``train.seed = r`` on the data stream seeded ``r`` and
+on a fresh dictionary, ``world.seed = base world seed + r``, so replicates average over dictionaries too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..configs import Config
+from ..errors import require, require_int_range
+
+DERIVED_PARAMETERS = {
+    "delta": "undersampling d/n of a compressed-sensing phase diagram: sets world.d = round(delta * n)",
+    "rho": "sparsity s/d of a compressed-sensing phase diagram: sets world.s = max(1, round(rho * d))",
+    "p_over_f": "BA's target frequency as a multiple of the world's mean frequency f: p = p_over_f * f",
+    "width_over_n": "SAE width as a multiple of the number of true features: width = round(w * n)",
+    "k_over_s": "TopK's k as a multiple of the world's expected L0: k = max(1, round(k_over_s * L0))",
+}
+WORLD_DERIVED = ("delta", "rho")
+TRAIN_DERIVED = ("p_over_f", "width_over_n", "k_over_s")
+BUNDLE_LABEL = "label"
+
+# Name of BA's target-frequency parameter in the sae method registry (see polysemy.sae).
+BA_TARGET_PARAM = "target"
+
+SCALES = ("linear", "log")
+
+
+def _is_known_name(name: str) -> bool:
+    return name.startswith("world.") or name.startswith("train.") or name in DERIVED_PARAMETERS
+
+
+@dataclass(frozen=True)
+class Axis(Config):
+    """One parameter to vary: explicit ``values``, or a grid of ``num`` points from ``start`` to ``stop``.
+
+    ``scale="log"`` spaces the grid geometrically (``numpy.geomspace``), ``"linear"`` evenly. With
+    ``integer=True`` grid points are rounded to integers and duplicates dropped (e.g. ``world.d``).
+    """
+
+    name: str = "world.d"
+    values: tuple = ()
+    start: float | None = None
+    stop: float | None = None
+    num: int = 0
+    scale: str = "linear"
+    integer: bool = False
+
+    def validate(self) -> None:
+        require(isinstance(self.name, str) and self.name != "", "axis name must be a non-empty string")
+        require(self.scale in SCALES, f"axis {self.name}: scale must be one of {SCALES}, got {self.scale!r}")
+        has_grid = self.start is not None or self.stop is not None or self.num
+        require(bool(self.values) != bool(has_grid),
+                f"axis {self.name}: give either values or a grid (start, stop, num), not both or neither")
+        if has_grid:
+            require(self.start is not None and self.stop is not None,
+                    f"axis {self.name}: a grid needs both start and stop")
+            require_int_range(f"axis {self.name}: num", self.num, 1)
+            if self.scale == "log":
+                require(self.start > 0 and self.stop > 0,
+                        f"axis {self.name}: a log grid needs start > 0 and stop > 0, got {self.start}, {self.stop}")
+        bundles = [v for v in self.values if isinstance(v, dict)]
+        require(len(bundles) in (0, len(self.values)),
+                f"axis {self.name}: values must be all bundles (dicts) or all plain values")
+        names = [k for b in bundles for k in b if k != BUNDLE_LABEL] if bundles else [self.name]
+        for name in names:
+            require(_is_known_name(name),
+                    f"axis parameter must be world.<field>, train.<field> or one of "
+                    f"{sorted(DERIVED_PARAMETERS)}, got {name!r}")
+
+    def points(self) -> list:
+        """The axis values, in order (grids are computed here)."""
+        if self.values:
+            return list(self.values)
+        if self.scale == "log":
+            grid = np.geomspace(self.start, self.stop, self.num)
+        else:
+            grid = np.linspace(self.start, self.stop, self.num)
+        if self.integer:
+            out: list = []
+            for g in grid:
+                v = int(round(float(g)))
+                if v not in out:
+                    out.append(v)
+            return out
+        return [float(g) for g in grid]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One resolved experiment: a world, a training config, a replicate seed and its axis values."""
+
+    cell_id: str
+    world: Any           # WorldConfig
+    train: Any           # TrainConfig
+    seed: int
+    eval_samples: int
+    params: dict = field(default_factory=dict)   # axis name -> value (bundle label for bundles)
+
+    @property
+    def shape_key(self) -> tuple:
+        """Cells with equal keys can be trained stacked: same d, width, method, steps and batch size,
+        plus whatever else the method needs equal within a stack (its ``structure_key``)."""
+        t = self.train
+        key = (int(self.world.d), int(t.width), str(t.method), int(t.steps), int(t.batch_size))
+        try:
+            from ..sae.registry import get_method
+            structure = get_method(t.method).structure_key(t)
+        except (ImportError, AttributeError):
+            structure = ()
+        return key + tuple(structure)
+
+    def to_dict(self) -> dict:
+        return {"cell_id": self.cell_id, "seed": self.seed, "eval_samples": self.eval_samples,
+                "params": dict(self.params), "world": self.world.to_dict(), "train": self.train.to_dict()}
+
+
+def cell_id_for(world, train, seed: int, eval_samples: int) -> str:
+    """Stable 16-hex-digit id: SHA-256 of the canonical JSON of the resolved configs (our choice)."""
+    payload = json.dumps({"world": world.to_dict(), "train": train.to_dict(), "seed": int(seed),
+                          "eval_samples": int(eval_samples)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _world_class():
+    from ..simulate import WorldConfig
+    return WorldConfig
+
+
+def _train_class():
+    from ..sae import TrainConfig
+    return TrainConfig
+
+
+@dataclass(frozen=True)
+class SweepSpec(Config):
+    """A declarative sweep.
+
+    Fields: ``name``; ``world`` (base WorldConfig) and ``train`` (base TrainConfig), both default to the
+    library defaults when ``None``; ``axes`` (tuple of :class:`Axis`, expanded as a Cartesian product,
+    the first axis varying slowest); ``seeds`` (replicate seeds); ``eval_samples`` (samples drawn by
+    ``evaluate_on_world`` for each cell); ``description`` (one line shown by ``polysemy sweep``).
+    """
+
+    name: str = "sweep"
+    world: Any = None
+    train: Any = None
+    axes: tuple = ()
+    seeds: tuple = (0,)
+    eval_samples: int = 8192
+    description: str = ""
+
+    def validate(self) -> None:
+        require(isinstance(self.name, str) and self.name.replace("-", "").replace("_", "").isalnum(),
+                f"sweep name must be letters, digits, '-' or '_', got {self.name!r}")
+        require(len(self.seeds) >= 1, "seeds must hold at least one seed")
+        for s in self.seeds:
+            require_int_range("seeds[i]", s, 0)
+        require(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {self.seeds}")
+        require_int_range("eval_samples", self.eval_samples, 64)
+        for a in self.axes:
+            require(isinstance(a, Axis), f"axes must hold Axis objects, got {type(a).__name__}")
+        names = [a.name for a in self.axes]
+        require(len(set(names)) == len(names), f"axis names must be distinct, got {names}")
+
+    # Nested configs are typed Any (so this module imports without simulate/sae): rebuild them here.
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["world"] = None if self.world is None else self.world.to_dict()
+        d["train"] = None if self.train is None else self.train.to_dict()
+        d["axes"] = [a.to_dict() for a in self.axes]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
+        data = dict(data)
+        if data.get("world") is not None:
+            data["world"] = _world_class().from_dict(data["world"])
+        if data.get("train") is not None:
+            data["train"] = _train_class().from_dict(data["train"])
+        data["axes"] = tuple(Axis.from_dict(a) if isinstance(a, dict) else a for a in data.get("axes", ()))
+        return super().from_dict(data)
+
+    def base_world(self):
+        return self.world if self.world is not None else _world_class()()
+
+    def base_train(self):
+        return self.train if self.train is not None else _train_class()()
+
+    def size(self) -> int:
+        return math.prod(len(a.points()) for a in self.axes) * len(self.seeds)
+
+    def expand(self) -> list[Cell]:
+        """All cells, axes in order (first slowest), then seeds. Raises ConfigError on a bad point."""
+        cells = []
+        point_lists = [a.points() for a in self.axes]
+        for combo in itertools.product(*point_lists):
+            assignments: dict[str, Any] = {}
+            labels: dict[str, Any] = {}
+            for axis, value in zip(self.axes, combo):
+                if isinstance(value, dict):
+                    assignments.update({k: v for k, v in value.items() if k != BUNDLE_LABEL})
+                    labels[axis.name] = value.get(BUNDLE_LABEL, json.dumps(value, sort_keys=True))
+                else:
+                    assignments[axis.name] = value
+                    labels[axis.name] = value
+            for seed in self.seeds:
+                world, train = resolve(self.base_world(), self.base_train(), assignments, seed)
+                cid = cell_id_for(world, train, seed, self.eval_samples)
+                cells.append(Cell(cid, world, train, int(seed), int(self.eval_samples), labels))
+        return cells
+
+
+def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
+    """Apply ``assignments`` (parameter name -> value) and the replicate ``seed`` to the base configs.
+
+    Order: ``world.*``, then the world-derived ``delta``/``rho``, then the seed's world offset; then
+    ``train.method`` (resets method params), the other ``train.*``, the train-derived parameters, and
+    ``train.seed = seed``. Returns ``(world, train)``, both validated.
+    """
+    world_changes = {k[len("world."):]: _plain(v) for k, v in assignments.items() if k.startswith("world.")}
+    world = base_world.replace(**world_changes) if world_changes else base_world
+    if "delta" in assignments or "rho" in assignments:
+        n = int(world.n)
+        d = int(world.d)
+        if "delta" in assignments:
+            delta = float(assignments["delta"])
+            require(0 < delta <= 1, f"delta must be in (0, 1], got {delta}")
+            d = max(1, int(round(delta * n)))
+        changes = {"d": d}
+        if "rho" in assignments:
+            rho = float(assignments["rho"])
+            require(0 < rho <= 1, f"rho must be in (0, 1], got {rho}")
+            changes["s"] = max(1, int(round(rho * d)))
+        world = world.replace(**changes)
+    world = world.replace(seed=int(base_world.seed) + int(seed))
+
+    train = base_train
+    if "train.method" in assignments:
+        train = train.replace(method=assignments["train.method"], params={})
+    for k, v in assignments.items():
+        if k.startswith("train.") and k != "train.method":
+            train = train.with_param(k[len("train."):], _plain(v))
+    if "width_over_n" in assignments:
+        w = float(assignments["width_over_n"])
+        require(w > 0, f"width_over_n must be > 0, got {w}")
+        train = train.with_param("width", max(1, int(round(w * int(world.n)))))
+    if "k_over_s" in assignments:
+        r = float(assignments["k_over_s"])
+        require(r > 0, f"k_over_s must be > 0, got {r}")
+        train = train.with_param("k", max(1, int(round(r * world_expected_l0(world)))))
+    if "p_over_f" in assignments:
+        r = float(assignments["p_over_f"])
+        require(r > 0, f"p_over_f must be > 0, got {r}")
+        p = r * float(world_mean_frequency(world))
+        require(0 < p <= 1, f"p_over_f * f must be in (0, 1], got {p:.4g} (p_over_f={r})")
+        train = train.with_param(BA_TARGET_PARAM, p)
+    train = train.replace(seed=int(seed))
+    return world, train
+
+
+_WORLD_STATS: dict[str, tuple[float, float]] = {}
+
+
+def _world_stats(world_cfg) -> tuple[float, float]:
+    key = world_cfg.config_hash()
+    if key not in _WORLD_STATS:
+        from ..simulate import World
+        w = World(world_cfg)
+        _WORLD_STATS[key] = (float(w.f), float(w.expected_l0))
+    return _WORLD_STATS[key]
+
+
+def world_mean_frequency(world_cfg) -> float:
+    """The world's mean occurrence frequency f (= expected L0 / n), from its config alone."""
+    return _world_stats(world_cfg)[0]
+
+
+def world_expected_l0(world_cfg) -> float:
+    """The world's expected number of active features per sample."""
+    return _world_stats(world_cfg)[1]
+
+
+def _plain(v):
+    """numpy scalars -> Python scalars, so configs stay JSON-clean and hash stably."""
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    return v
+
+
+__all__ = ["Axis", "Cell", "SweepSpec", "resolve", "cell_id_for", "DERIVED_PARAMETERS"]

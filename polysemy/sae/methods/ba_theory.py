@@ -1,0 +1,68 @@
+"""``ba-theory``: the modified Bias Adaptation that Theorem 6.1 analyses (PAPER.md sections 4-5).
+
+- One fixed target frequency p for every neuron [paper].
+- Biases set at every step to the quantile of the batch's projections that makes the empirical
+  frequency exactly p: with k = round(p B), b_m = -(the (k+1)-th largest u_m in the batch), so exactly
+  k samples have y_m = u_m + b_m > 0 (the "natural implementation" of PAPER.md section 4; no clamp).
+- Smooth ReLU activation (activations.py) [paper]; small fixed output scale a_m = a0 (a -> 0 in the
+  theory, so neurons decouple) [paper]; a gets no gradient (our reading of "a -> 0").
+- Spherical steps on w: the gradient is projected on the tangent space of the unit sphere, then the
+  step is taken and w renormalised [paper]. The step itself is Adam's (our choice, so the default lr
+  works at any a0; the theorem's plain gradient descent is a known gap).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ...errors import require, require_float_range
+from ..registry import MethodParams, register_method
+from .base import per_model
+from .tied import TiedMethod
+
+
+@dataclasses.dataclass(frozen=True)
+class BATheoryParams(MethodParams):
+    """target: fixed firing frequency p (0.01, our choice); a0: output scale (0.01, our choice);
+    smooth_width: width h of the smooth ReLU (0.1, our choice)."""
+
+    target: float = 0.01
+    a0: float = 0.01
+    smooth_width: float = 0.1
+
+    def validate(self) -> None:
+        require_float_range("target", self.target, 0.0, 1.0, low_open=True, high_open=True)
+        require_float_range("a0", self.a0, 0.0, 100.0, low_open=True)
+        require_float_range("smooth_width", self.smooth_width, 0.0, 10.0, low_open=True)
+
+    def validate_for(self, train_cfg) -> None:
+        k = round(self.target * train_cfg.batch_size)
+        require(1 <= k < train_cfg.batch_size,
+                f"target x batch_size must round to a count in [1, batch_size), got "
+                f"{self.target} x {train_cfg.batch_size}")
+
+
+@register_method("ba-theory")
+class BATheory(TiedMethod):
+    Params = BATheoryParams
+    spherical = True
+    train_scale = False
+
+    def activation(self, params) -> str:
+        return "smooth-relu"
+
+    def hyper(self, cfgs, d, device):
+        return {"target_G": per_model((c.method_params.target for c in cfgs), device)}
+
+    def groups_and_targets(self, params, width, generator):
+        return torch.zeros(width, dtype=torch.int64), torch.full((width,), params.target)
+
+    @torch.no_grad()
+    def set_biases(self, model, u_GBM, hyper, step) -> None:
+        G, B, M = u_GBM.shape
+        k_G = torch.round(hyper["target_G"] * B).long().clamp_(1, B - 1)
+        top = u_GBM.topk(int(k_G.max()) + 1, dim=1).values               # [G, k+1, M], descending
+        kth = top.gather(1, k_G.view(G, 1, 1).expand(G, 1, M))[:, 0, :]
+        model.bias_GM.copy_(-kth)

@@ -1,0 +1,96 @@
+"""The paper's tied SAE trained with a hand-written backward pass (shared by gba, ba and ba-theory).
+
+Loss (PAPER.md section 3): L = 1/(2B) sum_b ||x_hat_b - x_b||^2 with
+x_hat = sum_m a_m w_m z_m + b_pre, z = phi(u, y), u = w^T (x - b_pre), y = u + b.
+Gradients (e = (x_hat - x) / B, g_z = e w^T, dz = dz/du):
+  dL/da_m   = sum_b g_z[b,m] z[b,m]
+  dL/dw_m   = sum_b a_m z[b,m] e_b  +  sum_b g_u[b,m] (x_b - b_pre),   g_u = g_z * a * dz
+  dL/db_pre = sum_b e_b - (sum_b g_u[b]) w
+Biases b get no gradient [paper]. Written by hand because autograd would also form the [B, D] gradient
+of (x - b_pre), an extra full-size product (our choice, for speed); a test checks it against autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..models import TiedSAE
+from .base import Method, StepOutput, generator_for, normalise_rows_, per_model, remove_parallel_, unit_rows
+
+
+class TiedMethod(Method):
+    """Base of the tied methods. Subclasses define the group/target layout and bias hooks."""
+
+    spherical = False      # project w's gradient on the sphere's tangent space (ba-theory)
+    train_scale = True     # whether a gets gradients
+
+    def activation(self, params) -> str:
+        return params.activation
+
+    def structural(self, cfg) -> tuple:
+        return (self.activation(cfg.method_params),)
+
+    def new_model(self, cfgs, d):
+        return TiedSAE(len(cfgs), d, cfgs[0].width, activation=self.activation(cfgs[0].method_params))
+
+    def groups_and_targets(self, params, width: int, generator: torch.Generator):
+        """(group id [M] int64, target frequency [M]) for one model; default one group, target 0."""
+        return torch.zeros(width, dtype=torch.int64), torch.zeros(width)
+
+    @torch.no_grad()
+    def init_model(self, cfgs, d, x0_GBD):
+        model = self.new_model(cfgs, d).to(x0_GBD.device)
+        for g, cfg in enumerate(cfgs):
+            params = cfg.method_params
+            gen = generator_for(cfg.seed)
+            model.w_GMD[g] = unit_rows(gen, cfg.width, d)
+            model.a_GM[g] = params.a0
+            # b_pre starts at the mean of the first batch (standard trick; our choice for the tied SAE)
+            model.b_pre_GD[g] = x0_GBD[g].mean(0)
+            group, target = self.groups_and_targets(params, cfg.width, gen)
+            model.group_GM[g] = group
+            model.target_GM[g] = target
+            model.smooth_width_G[g] = getattr(params, "smooth_width", 0.1)
+        return model
+
+    def set_biases(self, model, u_GBM: torch.Tensor, hyper: dict, step: int) -> None:
+        """Hook before the activation: ba-theory sets biases from the batch here."""
+        return None
+
+    def accumulate_statistics(self, model, y_GBM, fired_GM, hyper, step) -> None:
+        """Hook after the activation: BA/GBA accumulate their window statistics here."""
+        return None
+
+    def loss_and_grads(self, model: TiedSAE, x_GBD, hyper, step) -> StepOutput:
+        B = x_GBD.shape[1]
+        w, a, b_pre = model.w_GMD, model.a_GM, model.b_pre_GD
+        w_T = w.transpose(1, 2)
+        xc = x_GBD - b_pre[:, None, :]
+        u = torch.bmm(xc, w_T)
+        self.set_biases(model, u, hyper, step)
+        z, dz, y = model.activate(u)
+        active = dz if dz.dtype == torch.bool else (y > 0)
+        fired = active.sum(1)
+        self.accumulate_statistics(model, y, fired, hyper, step)
+        za = z * a[:, None, :]
+        e = torch.baddbmm(b_pre[:, None, :] - x_GBD, za, w)          # x_hat - x
+        mse = 0.5 * e.square().sum((1, 2)) / B
+        e.div_(B)                                                    # dL/dx_hat
+        g_z = torch.bmm(e, w_T)                                      # dL/d(a z)
+        g_a = (g_z * z).sum(1) if self.train_scale else None
+        g_u = g_z.mul_(a[:, None, :]).mul_(dz)                       # dL/du
+        g_w = torch.bmm(za.transpose(1, 2), e).baddbmm_(g_u.transpose(1, 2), xc)
+        g_b_pre = e.sum(1) - torch.bmm(g_u.sum(1, keepdim=True), w)[:, 0, :]
+        if self.spherical:
+            remove_parallel_(g_w, w)
+        return StepOutput(loss_G=mse, mse_G=mse, grads=[g_w, g_a, g_b_pre], fired_GM=fired)
+
+    def after_update(self, model, hyper) -> None:
+        normalise_rows_(model.w_GMD)   # ||w_m|| = 1 after each step [paper]
+
+    def log_values(self, model) -> dict:
+        return {"bias_mean": model.bias_GM.mean(1), "scale_mean": model.a_GM.detach().mean(1)}
+
+
+def lr_tensor(cfgs, device) -> torch.Tensor:
+    return per_model((c.lr for c in cfgs), device)

@@ -1,0 +1,218 @@
+"""SAE models. Every model is *stacked*: parameters carry a leading model axis G (one model is G = 1)
+and all products are batched (``torch.bmm``/``baddbmm``), so training G models at once is the same
+code as training one (our choice, for sweeps). Decoder rows are stored as [width, d] (DESIGN.md).
+
+- :class:`TiedSAE`: the paper's SAE (PAPER.md section 3), f(x) = sum_m a_m w_m phi(w_m^T(x - b_pre) + b_m)
+  + b_pre, with unit-norm rows w_m, output scales a_m, a pre-bias b_pre and biases b_m that only the
+  bias-adaptation rule moves. It also holds the per-neuron adaptation state as buffers, so a checkpoint
+  resumes adaptation exactly.
+- :class:`UntiedSAE`: the usual baseline, acts = enc(x W_enc + b_enc') and x_hat = acts W_dec + b_dec, with
+  the encoder rule "relu", "topk", "batchtopk" (inference: a threshold) or "jumprelu".
+- :class:`SAE`: the single-model view (G = 1) that ``TrainResult.model`` holds and that metrics,
+  checkpoints and the LLM benchmark use: ``W_dec`` [M, d], ``encode``, ``decode``, ``__call__``,
+  ``width``, ``d``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import tied_activation
+
+ENCODERS = ("relu", "topk", "batchtopk", "jumprelu")
+
+
+class StackedSAE(nn.Module):
+    """Common part: shapes, the last-fired buffer and the single-model view helpers."""
+
+    def __init__(self, G: int, d: int, width: int):
+        super().__init__()
+        self.G, self.d, self.width = G, d, width
+        # Step at which each latent last fired (used for dead-latent detection and AuxK).
+        self.register_buffer("last_fired_GM", torch.zeros(G, width, dtype=torch.int64))
+
+    # subclasses: encode_GBD, decode_GBM, decoder_rows_GMD, trainable_names, structure()
+    def forward(self, x_GBD: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x_GBD))
+
+    def trainable(self) -> list[torch.Tensor]:
+        return [getattr(self, name) for name in self.trainable_names]
+
+    def structure(self) -> dict:
+        """Constructor keywords beyond (G, d, width) that rebuild an empty model of this shape."""
+        return {}
+
+    def select(self, g: int) -> "StackedSAE":
+        """A G = 1 copy of model g of the stack."""
+        one = type(self)(1, self.d, self.width, **self.structure())
+        state = {k: v[g:g + 1].clone() for k, v in self.state_dict().items()}
+        one.load_state_dict(state)
+        return one.to(next(iter(state.values())).device)
+
+
+class TiedSAE(StackedSAE):
+    """The paper's tied SAE, stacked. Parameters: w_GMD (unit rows), a_GM, b_pre_GD.
+    Buffers: bias_GM in [-1, 0] for BA/GBA, and the adaptation state (see bias_adaptation.py)."""
+
+    trainable_names = ("w_GMD", "a_GM", "b_pre_GD")
+
+    def __init__(self, G: int, d: int, width: int, activation: str = "jumprelu"):
+        super().__init__(G, d, width)
+        self.activation = activation
+        self.w_GMD = nn.Parameter(torch.zeros(G, width, d), requires_grad=False)
+        self.a_GM = nn.Parameter(torch.zeros(G, width), requires_grad=False)
+        self.b_pre_GD = nn.Parameter(torch.zeros(G, d), requires_grad=False)
+        self.register_buffer("bias_GM", torch.zeros(G, width))
+        self.register_buffer("smooth_width_G", torch.full((G,), 0.1))
+        # bias-adaptation state: group id, target frequency, and the statistics of the current window
+        self.register_buffer("group_GM", torch.zeros(G, width, dtype=torch.int64))
+        self.register_buffer("target_GM", torch.zeros(G, width))
+        self.register_buffer("act_count_GM", torch.zeros(G, width))
+        self.register_buffer("peak_GM", torch.zeros(G, width))
+        self.register_buffer("stat_samples_G", torch.zeros(G))
+
+    def structure(self) -> dict:
+        return {"activation": self.activation}
+
+    def project(self, x_GBD: torch.Tensor) -> torch.Tensor:
+        """u = w^T (x - b_pre), [G, B, M]."""
+        return torch.bmm(x_GBD - self.b_pre_GD[:, None, :], self.w_GMD.transpose(1, 2))
+
+    def activate(self, u_GBM: torch.Tensor):
+        """(z, dz/du, y) for the projections u."""
+        y = u_GBM + self.bias_GM[:, None, :]
+        z, dz = tied_activation(self.activation, u_GBM, y, self.smooth_width_G[:, None, None])
+        return z, dz, y
+
+    @torch.no_grad()
+    def encode(self, x_GBD: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.project(x_GBD))[0]
+
+    @torch.no_grad()
+    def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.b_pre_GD[:, None, :], acts_GBM * self.a_GM[:, None, :], self.w_GMD)
+
+    def decoder_rows(self) -> torch.Tensor:
+        """Effective decoder rows a_m w_m, [G, M, D] (x_hat = acts @ rows + b_pre)."""
+        return self.w_GMD.detach() * self.a_GM.detach()[:, :, None]
+
+
+class UntiedSAE(StackedSAE):
+    """Untied baseline, stacked. Parameters: W_enc_GDM, b_enc_GM, W_dec_GMD (unit rows), b_dec_GD, and
+    log_threshold_GM for "jumprelu". Buffers: k_G ("topk"), threshold_G (running "batchtopk" threshold).
+
+    Pre-activations: pre = (x - b_dec) W_enc + b_enc, computed as x W_enc + (b_enc - b_dec W_enc) so the
+    gradient to b_dec does not need a [B, D] x [D, M] product (same value, our choice for speed).
+    """
+
+    def __init__(self, G: int, d: int, width: int, encoder: str = "relu"):
+        super().__init__(G, d, width)
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        self.encoder = encoder
+        self.W_enc_GDM = nn.Parameter(torch.zeros(G, d, width))
+        self.b_enc_GM = nn.Parameter(torch.zeros(G, width))
+        self.W_dec_GMD = nn.Parameter(torch.zeros(G, width, d))
+        self.b_dec_GD = nn.Parameter(torch.zeros(G, d))
+        names = ["W_enc_GDM", "b_enc_GM", "W_dec_GMD", "b_dec_GD"]
+        if encoder == "jumprelu":
+            self.log_threshold_GM = nn.Parameter(torch.zeros(G, width))
+            names.append("log_threshold_GM")
+        self.trainable_names = tuple(names)
+        self.register_buffer("k_G", torch.ones(G, dtype=torch.int64))
+        self.register_buffer("threshold_G", torch.full((G,), -1.0))
+
+    def structure(self) -> dict:
+        return {"encoder": self.encoder}
+
+    def pre_activations(self, x_GBD: torch.Tensor) -> torch.Tensor:
+        shift_GM = self.b_enc_GM - torch.bmm(self.b_dec_GD[:, None, :], self.W_enc_GDM)[:, 0, :]
+        return torch.baddbmm(shift_GM[:, None, :], x_GBD, self.W_enc_GDM)
+
+    @torch.no_grad()
+    def encode(self, x_GBD: torch.Tensor) -> torch.Tensor:
+        pre = self.pre_activations(x_GBD)
+        if self.encoder == "relu":
+            return torch.relu(pre)
+        if self.encoder == "topk":
+            return topk_acts(pre, self.k_G)
+        if self.encoder == "batchtopk":  # inference: the running threshold (Bussmann et al. 2024)
+            theta = self.threshold_G.clamp(min=0.0)[:, None, None]
+            return pre * (pre > theta)
+        theta = self.log_threshold_GM.exp()[:, None, :]
+        return pre * (pre > theta)
+
+    @torch.no_grad()
+    def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.b_dec_GD[:, None, :], acts_GBM, self.W_dec_GMD)
+
+    def decoder_rows(self) -> torch.Tensor:
+        return self.W_dec_GMD.detach()
+
+
+def topk_acts(pre_GBM: torch.Tensor, k_G: torch.Tensor) -> torch.Tensor:
+    """relu of the k_g largest pre-activations per sample, zero elsewhere (Gao et al. 2024).
+    Models of a stack may have different k: take the top max(k) and mask ranks >= k_g."""
+    k_max = int(k_G.max())
+    values, index = pre_GBM.topk(k_max, dim=2)
+    if int(k_G.min()) != k_max:
+        rank_ok = torch.arange(k_max, device=pre_GBM.device)[None, None, :] < k_G[:, None, None]
+        values = values * rank_ok
+    return torch.zeros_like(pre_GBM).scatter(2, index, torch.relu(values))
+
+
+class SAE(nn.Module):
+    """Single-model view of a stacked SAE with G = 1: what metrics, checkpoints and users see.
+
+    ``W_dec`` [M, d] are the effective decoder rows (x_hat = encode(x) @ W_dec + bias), ``encode``
+    accepts [B, d] (or [d]) and returns acts [B, M], ``decode`` maps acts back, ``model(x)`` is x_hat.
+    """
+
+    def __init__(self, stack: StackedSAE, method: str, config=None):
+        super().__init__()
+        if stack.G != 1:
+            raise ValueError(f"SAE wraps a single model (G = 1), got G = {stack.G}")
+        self.stack = stack
+        self.method = method
+        self.config = config
+
+    @property
+    def width(self) -> int:
+        return self.stack.width
+
+    @property
+    def d(self) -> int:
+        return self.stack.d
+
+    @property
+    def W_dec(self) -> torch.Tensor:
+        return self.stack.decoder_rows()[0]
+
+    @property
+    def b_dec(self) -> torch.Tensor:
+        s = self.stack
+        return (s.b_pre_GD if isinstance(s, TiedSAE) else s.b_dec_GD).detach()[0]
+
+    def _lift(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        single = x.dim() == 1
+        return (x[None, None] if single else x[None]), single
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x3, single = self._lift(x)
+        acts = self.stack.encode(x3)[0]
+        return acts[0] if single else acts
+
+    @torch.no_grad()
+    def decode(self, acts: torch.Tensor) -> torch.Tensor:
+        a3, single = self._lift(acts)
+        out = self.stack.decode(a3)[0]
+        return out[0] if single else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def __repr__(self) -> str:
+        return f"SAE(method={self.method!r}, d={self.d}, width={self.width})"

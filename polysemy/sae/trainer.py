@@ -1,0 +1,329 @@
+"""The one training loop: any iterator of [B, d] tensors in, a trained SAE out.
+
+``train`` trains one model; ``train_stacked`` trains G models as stacked tensors (configs with the
+same structure, see ``Method.structure_key``, share one stack; others are trained as separate stacks).
+Both run :func:`_train_stack`, so a stack of G models gives the same result as G single runs.
+
+Per step: fetch a batch -> ``method.loss_and_grads`` -> non-finite check -> Adam -> ``after_update``
+(unit-norm rows) -> latent firing bookkeeping -> ``end_of_step`` (bias adaptation). Every
+``log_every`` steps a row per model goes to ``TrainResult.history``: loss, mse, l0, alive/dead
+fraction over the log interval, FRR(0.9), FRR(0.99) and MMCS when the truth is given, method extras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from .adam import StackedAdam
+from .config import TrainConfig
+from .models import SAE
+from .registry import get_method
+
+
+class NonFiniteError(ConfigError):
+    """Training produced NaN or infinity; the message names the step, the model and the quantity."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """One trained model. ``history`` has a row every ``log_every`` steps (and at the end).
+    ``optimizer_state`` and ``steps`` let :func:`train` resume exactly (see checkpoint.py)."""
+
+    model: SAE
+    history: pd.DataFrame
+    seconds: float
+    samples: int
+    steps: int
+    config: TrainConfig
+    d: int
+    optimizer_state: dict | None = None
+    stop_reason: str = "steps"      # "steps", "plateau" or "data exhausted"
+
+
+# -- public entry points -------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool = True,
+          resume: TrainResult | None = None) -> TrainResult:
+    """Train one SAE on ``data`` (any iterable of float tensors [B, d], or objects with ``.x``).
+
+    truth:  optional [n, d] true features, used only for logging recovery and early stopping.
+    resume: a TrainResult (e.g. from ``load_checkpoint``) to continue until ``cfg.steps`` in total;
+            ``data`` must then yield the batches that come after the ones already used.
+    """
+    return _train_stack([cfg], [data], d, [truth], progress, [resume] if resume is not None else None)[0]
+
+
+def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: bool = True,
+                  resume: list[TrainResult] | None = None) -> list[TrainResult]:
+    """Train G configs as stacked tensors; returns results in the order of ``cfgs``.
+
+    datas: a list with one iterable per config, or one shared iterable (then every model of a stack
+           sees the same batches). truth: None, one [n, d] array for all, or a list with one per config.
+    Configs whose ``structure_key`` differs are trained as separate stacks, one after another.
+    """
+    cfgs = list(cfgs)
+    if not cfgs:
+        return []
+    G = len(cfgs)
+    shared = not isinstance(datas, (list, tuple))
+    if not shared and len(datas) != G:
+        raise ConfigError(f"datas must hold one iterable per config ({G}), got {len(datas)}")
+    truths = list(truth) if isinstance(truth, (list, tuple)) else [truth] * G
+    if len(truths) != G:
+        raise ConfigError(f"truth must be one array or a list of {G}, got {len(truths)}")
+    if resume is not None and len(resume) != G:
+        raise ConfigError(f"resume must hold one TrainResult per config ({G}), got {len(resume)}")
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(get_method(cfg.method).structure_key(cfg), []).append(i)
+    results: list[Any] = [None] * G
+    shared_iter = iter(datas) if shared else None
+    for members in groups.values():
+        sub_data = shared_iter if shared else [datas[i] for i in members]
+        sub_resume = [resume[i] for i in members] if resume is not None else None
+        out = _train_stack([cfgs[i] for i in members], sub_data, d, [truths[i] for i in members],
+                           progress, sub_resume)
+        for i, r in zip(members, out):
+            results[i] = r
+    return results
+
+
+def train_on_world(cfg: TrainConfig, world, data_seed: int = 0, progress: bool = True,
+                   log_truth: bool = True) -> TrainResult:
+    """Convenience: train on ``world.stream(cfg.batch_size, seed=data_seed)``, logging recovery
+    against ``world.V`` (set ``log_truth=False`` to skip that)."""
+    data = world.stream(cfg.batch_size, seed=data_seed)
+    return train(cfg, data, world.d, truth=world.V if log_truth else None, progress=progress)
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+
+class _Batches:
+    """Draws the next [G, B, d] batch from one shared iterator or one iterator per model."""
+
+    def __init__(self, data, G: int, d: int):
+        self.G, self.d = G, d
+        if isinstance(data, list):
+            self.iters, self.shared = [iter(x) for x in data], None
+        else:
+            self.iters, self.shared = None, iter(data)
+
+    def _one(self, it) -> torch.Tensor:
+        item = next(it)
+        x = getattr(item, "x", item)
+        x = torch.as_tensor(x)
+        if x.dtype != torch.float32:
+            x = x.to(torch.float32)
+        if x.dim() != 2 or x.shape[1] != self.d or x.shape[0] < 1:
+            raise ConfigError(f"data batches must be float tensors [B, d={self.d}], got shape {tuple(x.shape)}")
+        return x
+
+    def next(self) -> torch.Tensor | None:
+        try:
+            if self.shared is not None:
+                x = self._one(self.shared)
+                return x[None] if self.G == 1 else x[None].expand(self.G, -1, -1)
+            xs = [self._one(it) for it in self.iters]
+        except StopIteration:
+            return None
+        if len({x.shape[0] for x in xs}) != 1:
+            raise ConfigError(f"the models of a stack must get batches of one size, got {[x.shape[0] for x in xs]}")
+        return xs[0][None] if self.G == 1 else torch.stack(xs)
+
+
+def lr_scale(cfg: TrainConfig, step: int) -> float:
+    """Multiplier of the lr at ``step`` (constant, or a linear decay to 0 over the last part)."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    start = cfg.lr_decay_start * cfg.steps
+    if step < start:
+        return 1.0
+    return max(0.0, (cfg.steps - step) / max(1.0, cfg.steps - start))
+
+
+def one_step(method, model, optimizer: StackedAdam, hyper: dict, x_GBD: torch.Tensor, step: int, scale: float):
+    """One optimisation step of the loop (shared by the trainer and ``timing.time_steps``)."""
+    out = method.loss_and_grads(model, x_GBD, hyper, step)
+    if not bool(torch.isfinite(out.loss_G).all()):
+        g = int((~torch.isfinite(out.loss_G)).nonzero()[0, 0])
+        raise NonFiniteError(f"training diverged: loss of model {g} is {out.loss_G[g].item()} at step {step} "
+                             "(try a lower lr)")
+    optimizer.step(out.grads, scale)
+    method.after_update(model, hyper)
+    with torch.no_grad():
+        model.last_fired_GM.masked_fill_(out.fired_GM > 0, step)
+    method.end_of_step(model, hyper, step)
+    return out
+
+
+def _check_finite_state(model, step: int) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            g = int((~torch.isfinite(tensor)).reshape(tensor.shape[0], -1).any(1).nonzero()[0, 0])
+            raise NonFiniteError(f"training diverged: {name} of model {g} became non-finite at step {step} "
+                                 "(try a lower lr)")
+
+
+def _unit_rows_np(a) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(a, dtype=np.float32))
+    return t / t.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def _recovery(rows_MD: torch.Tensor, truth_ND: torch.Tensor) -> dict[str, float]:
+    rows = rows_MD / rows_MD.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    best = (truth_ND.to(rows.device) @ rows.T).max(dim=1).values
+    return {"frr_0.9": float((best >= 0.9).float().mean()), "frr_0.99": float((best >= 0.99).float().mean()),
+            "mmcs": float(best.mean())}
+
+
+def _stack_from(method, cfgs, d, resumes, device):
+    """A stacked model and optimizer state assembled from G single-model results."""
+    model = method.new_model(cfgs, d).to(device)
+    singles = [r.model.stack.state_dict() for r in resumes]
+    model.load_state_dict({k: torch.cat([s[k] for s in singles]).to(device) for k in singles[0]})
+    if any(r.optimizer_state is None for r in resumes):
+        raise ConfigError("resume needs the optimizer state (save the TrainResult, not only the model)")
+    steps = {int(r.optimizer_state["t"]) for r in resumes}
+    if len(steps) != 1:
+        raise ConfigError(f"models resumed in one stack must be at the same step, got {sorted(steps)}")
+    opt_state = {k: (torch.cat([r.optimizer_state[k] for r in resumes]).to(device) if k != "t"
+                     else resumes[0].optimizer_state["t"]) for k in resumes[0].optimizer_state}
+    return model, opt_state
+
+
+def _train_stack(cfgs, data, d, truths, progress, resumes) -> list[TrainResult]:
+    method = get_method(cfgs[0].method)
+    G, cfg0 = len(cfgs), cfgs[0]
+    if not isinstance(d, int) or d < 1:
+        raise ConfigError(f"d must be a positive integer, got {d!r}")
+    batches = _Batches(data, G, d)
+    started = time.perf_counter()
+    x = batches.next()
+    if x is None:
+        raise ConfigError("data yielded no batch")
+    device = x.device
+    truth_t = [None if t is None else _unit_rows_np(t.detach().cpu() if torch.is_tensor(t) else t) for t in truths]
+    for t in truth_t:
+        if t is not None and t.shape[1] != d:
+            raise ConfigError(f"truth must be [n, d={d}], got {tuple(t.shape)}")
+
+    if resumes is not None:
+        model, opt_state = _stack_from(method, cfgs, d, resumes, device)
+        step = resumes[0].steps
+        samples = [r.samples for r in resumes]
+        rows = [r.history.to_dict("records") for r in resumes]
+        seconds0 = [r.seconds for r in resumes]
+    else:
+        model, opt_state = method.init_model(cfgs, d, x), None
+        step, samples, rows, seconds0 = 0, [0] * G, [[] for _ in range(G)], [0.0] * G
+    hyper = method.hyper(cfgs, d, device)
+    lr_G = torch.tensor([c.lr for c in cfgs], dtype=torch.float32, device=device)
+    optimizer = StackedAdam(model.trainable(), lr_G)
+    if opt_state is not None:
+        optimizer.load_state_dict(opt_state)
+
+    finished: list[TrainResult | None] = [None] * G
+    fired_sum = torch.zeros(G, cfg0.width, device=device)
+    loss_sum = torch.zeros(G, device=device)
+    mse_sum = torch.zeros(G, device=device)
+    extra_sum: dict[str, torch.Tensor] = {}
+    steps_in_log, samples_in_log = 0, 0
+    stop_reason = "steps"
+
+    def snapshot(g: int, reason: str) -> TrainResult:
+        return TrainResult(model=SAE(model.select(g), cfgs[g].method, cfgs[g]),
+                           history=pd.DataFrame(rows[g]), seconds=seconds0[g] + time.perf_counter() - started,
+                           samples=samples[g], steps=step, config=cfgs[g], d=d,
+                           optimizer_state=optimizer.select(g), stop_reason=reason)
+
+    bar = tqdm(total=cfg0.steps, initial=step, file=sys.stderr, disable=not progress, leave=False,
+               desc=cfg0.method if G == 1 else f"{cfg0.method} x{G}", dynamic_ncols=True)
+    try:
+        while step < cfg0.steps:
+            if x is None:
+                x = batches.next()
+                if x is None:
+                    stop_reason = "data exhausted"
+                    break
+            if not bool(torch.isfinite(x).all()):
+                raise NonFiniteError(f"input batch at step {step} contains NaN or infinity")
+            B = x.shape[1]
+            out = one_step(method, model, optimizer, hyper, x, step, lr_scale(cfg0, step))
+            fired_sum += out.fired_GM
+            loss_sum += out.loss_G
+            mse_sum += out.mse_G
+            for k, v in out.extras.items():
+                extra_sum[k] = extra_sum.get(k, 0.0) + v
+            step += 1
+            steps_in_log += 1
+            samples_in_log += B
+            for g in range(G):
+                if finished[g] is None:
+                    samples[g] += B
+            x = None
+            bar.update(1)
+            if step % cfg0.log_every == 0 or step == cfg0.steps:
+                _check_finite_state(model, step)
+                stats = {
+                    "loss": (loss_sum / steps_in_log).tolist(),
+                    "mse": (mse_sum / steps_in_log).tolist(),
+                    "l0": (fired_sum.sum(1) / samples_in_log).tolist(),
+                    "alive_fraction": (fired_sum > 0).float().mean(1).tolist(),
+                }
+                stats["dead_fraction"] = [1.0 - a for a in stats["alive_fraction"]]
+                for k, v in extra_sum.items():
+                    stats[k] = (v / steps_in_log).tolist()
+                for k, v in method.log_values(model).items():
+                    stats[k] = v.tolist()
+                rows_G = model.decoder_rows()
+                elapsed = time.perf_counter() - started
+                for g in range(G):
+                    if finished[g] is not None:
+                        continue
+                    row = {"step": step, "samples": samples[g], "seconds": seconds0[g] + elapsed}
+                    row.update({k: v[g] for k, v in stats.items()})
+                    if truth_t[g] is not None:
+                        row.update(_recovery(rows_G[g], truth_t[g]))
+                    rows[g].append(row)
+                    if cfgs[g].stop_on_plateau and truth_t[g] is not None and _plateaued(rows[g], cfgs[g]):
+                        finished[g] = snapshot(g, "plateau")
+                if progress:
+                    live = [g for g in range(G) if finished[g] is None] or list(range(G))
+                    post = {"loss": f"{np.mean([stats['loss'][g] for g in live]):.4g}",
+                            "L0": f"{np.mean([stats['l0'][g] for g in live]):.3g}",
+                            "alive": f"{np.mean([stats['alive_fraction'][g] for g in live]):.3f}"}
+                    if "frr_0.9" in rows[live[0]][-1]:
+                        post["frr.9"] = f"{rows[live[0]][-1]['frr_0.9']:.3f}"
+                    bar.set_postfix(post, refresh=False)
+                fired_sum.zero_(), loss_sum.zero_(), mse_sum.zero_()
+                extra_sum.clear()
+                steps_in_log = samples_in_log = 0
+                if all(f is not None for f in finished):
+                    break
+    finally:
+        bar.close()
+    return [finished[g] if finished[g] is not None else snapshot(g, stop_reason) for g in range(G)]
+
+
+def _plateaued(rows: list[dict], cfg: TrainConfig) -> bool:
+    """Stop rule (our choice): FRR(0.99) = 1, or neither FRR(0.9) nor FRR(0.99) rose by more than
+    plateau_tol over the last plateau_patience log points."""
+    last = rows[-1]
+    if last["frr_0.99"] >= 1.0:
+        return True
+    if len(rows) <= cfg.plateau_patience:
+        return False
+    before = rows[-1 - cfg.plateau_patience]
+    return (last["frr_0.9"] - before["frr_0.9"] <= cfg.plateau_tol
+            and last["frr_0.99"] - before["frr_0.99"] <= cfg.plateau_tol)
+
+
