@@ -1,5 +1,115 @@
-"""Placeholder: this command module is being written. It registers no sub-command yet."""
+"""``polysemy bench`` (against the machine) and ``polysemy peers`` (against the other SAE libraries).
+
+    polysemy bench [--quick] [--json] [--shapes 64x512,256x2048] [--methods gba,topk] [--out DIR]
+    polysemy peers [--quick] [--json] [--out DIR] [--budget N] [--worlds uniform,paper-toy]
+                   [--systems polysemy-gba,sparsify-topk,...]
+
+Both print a table (or one JSON object with ``--json``) and save their results (JSON, CSV, and for
+``peers`` a figure) under ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import ConfigError, require
+
+
+def _csv_list(text: str) -> tuple:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _shapes(text: str) -> tuple:
+    shapes = []
+    for part in _csv_list(text):
+        try:
+            d, width = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--shapes must be DxWIDTH pairs like 256x2048, got {part!r}") from None
+        shapes.append((d, width))
+    require(len(shapes) >= 1, "--shapes must name at least one DxWIDTH pair")
+    return tuple(shapes)
 
 
 def register(subparsers) -> None:
-    return None
+    bench = subparsers.add_parser(
+        "bench", help="training throughput against this machine's matmul roofline",
+        description="Measure the dense fp32 matmul rate, then samples/s of each method at a few shapes "
+                    "as a fraction of that roofline, the stacked-vs-sequential speed-up, and the cost "
+                    "of data generation relative to the step it feeds.")
+    bench.add_argument("--quick", action="store_true",
+                       help="short timing trials and two methods (gba, topk); a minute or so")
+    bench.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    bench.add_argument("--shapes", type=_shapes, default=None,
+                       help="comma-separated DxWIDTH shapes (default 64x512,256x2048,768x4096)")
+    bench.add_argument("--methods", type=_csv_list, default=None,
+                       help="comma-separated method names (default: gba and every baseline)")
+    bench.add_argument("--batch", type=int, default=None, help="batch size (default 1024)")
+    bench.add_argument("--out", default=None, help="also write bench.json and bench.csv under DIR")
+    bench.set_defaults(func=run_bench_command)
+
+    peers = subparsers.add_parser(
+        "peers", help="recovery and speed against SAELens, sparsify and scikit-learn on one stream",
+        description="Train polysemy's gba and topk and each installed peer on the same world stream "
+                    "with the same sample budget; report FRR(0.9), FRR(0.99), MCC, L0, dead "
+                    "fraction, seconds and samples to reach FRR(0.9) >= 0.95.")
+    peers.add_argument("--quick", action="store_true", help="a small budget (a few minutes in all)")
+    peers.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    peers.add_argument("--out", default=None,
+                       help="directory for peers.json, peers.csv and the figure (default runs/peers)")
+    peers.add_argument("--budget", type=int, default=None, help="training samples per system")
+    peers.add_argument("--worlds", type=_csv_list, default=None, help="subset of: uniform,paper-toy")
+    peers.add_argument("--systems", type=_csv_list, default=None,
+                       help="subset of system families (default: all), e.g. polysemy-gba,sparsify-topk")
+    peers.add_argument("--seed", type=int, default=None, help="initialisation seed (default 0)")
+    peers.set_defaults(func=run_peers_command)
+
+
+def run_bench_command(args) -> int:
+    from .throughput import BenchConfig, format_bench, run_bench, save_bench
+
+    cfg = BenchConfig.quick() if args.quick else BenchConfig()
+    changes = {}
+    if args.shapes is not None:
+        changes["shapes"] = args.shapes
+    if args.methods is not None:
+        changes["methods"] = args.methods
+    if args.batch is not None:
+        changes["batch"] = args.batch
+    cfg = cfg.replace(**changes) if changes else cfg
+    result = run_bench(cfg, progress=not args.json)
+    if args.out:
+        paths = save_bench(result, args.out)
+        print(f"polysemy bench: wrote {', '.join(paths.values())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print(format_bench(result))
+    return 0
+
+
+def run_peers_command(args) -> int:
+    from .peers import PeersConfig, format_table, run_peers, save_outputs
+
+    changes = {}
+    if args.budget is not None:
+        changes["budget"] = args.budget
+    if args.worlds is not None:
+        changes["worlds"] = args.worlds
+    if args.systems is not None:
+        changes["systems"] = args.systems
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
+    out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
+    result = run_peers(cfg, progress=True)
+    paths = save_outputs(result, out_dir)
+    print(f"polysemy peers: wrote {', '.join(paths.values())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items()}, default=str))
+    else:
+        print(format_table(result["rows"]))
+        for s in result["skipped"]:
+            print(f"skipped {s['system']}: {s['reason']}")
+    return 0

@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ConfigError
-from . import plots
 from .runner import run_sweep
 from .store import atomic_write_text, load_results
 from .sweeps import get_sweep
@@ -23,30 +21,30 @@ from .sweeps import get_sweep
 class FigureDef:
     name: str
     sweeps: tuple[str, ...]
-    draw: Callable  # draw(frames: dict[str, DataFrame], quick: bool) -> plots.Drawn
+    draw: str       # name of the function in plots.py: draw(frames, quick) -> plots.Drawn
     what: str       # one sentence: what the figure shows
 
 
 FIGURES: dict[str, FigureDef] = {f.name: f for f in (
-    FigureDef("resonance", ("resonance-light", "resonance-heavy"), plots.draw_resonance,
+    FigureDef("resonance", ("resonance-light", "resonance-heavy"), "draw_resonance",
               "FRR(0.9) of BA over (d, p/f) for light and heavy superposition, with the resonance band "
               "f <~ p <~ min(sqrt f, f d) and the line d = sqrt n."),
-    FigureDef("cooccurrence", ("cooccurrence",), plots.draw_cooccurrence,
+    FigureDef("cooccurrence", ("cooccurrence",), "draw_cooccurrence",
               "FRR(0.9) against the planted co-occurrence rho2, with 1/sqrt(n) marked."),
-    FigureDef("width", ("width", "imbalance", "occurrence"), plots.draw_width,
+    FigureDef("width", ("width", "imbalance", "occurrence"), "draw_width",
               "FRR against SAE width M/n, coefficient imbalance, and relative occurrence (Zipf range)."),
-    FigureDef("activations", ("activations",), plots.draw_activations,
+    FigureDef("activations", ("activations",), "draw_activations",
               "GBA's tied SAE with JumpReLU, ReLU and smooth ReLU, against sparsity s."),
-    FigureDef("toy", ("toy",), plots.draw_toy,
+    FigureDef("toy", ("toy",), "draw_toy",
               "The paper's toy table (imbalanced world): TopK across K, GBA full and wrong range."),
-    FigureDef("dynamics", (), plots.draw_dynamics,
+    FigureDef("dynamics", (), "draw_dynamics",
               "Training dynamics of GBA: each true feature's best cosine over steps, and neuron "
               "frequencies against their group targets over time."),
-    FigureDef("phase", ("phase",), plots.draw_phase,
+    FigureDef("phase", ("phase",), "draw_phase",
               "Compressed-sensing phase diagrams over (delta = d/n, rho = s/d): 50% contours of FRR(0.9) "
               "for GBA, TopK (true and wrong k), ReLU+L1, with the theorem's region, sqrt(d)/(mu log d) "
               "and the Donoho-Tanner curve."),
-    FigureDef("sensitivity", ("sensitivity",), plots.draw_sensitivity,
+    FigureDef("sensitivity", ("sensitivity",), "draw_sensitivity",
               "Recovery against each method's own knob: GBA's HTF and LTF, TopK's k, L1's lambda, "
               "JumpReLU's threshold."),
 )}
@@ -64,13 +62,15 @@ def make_figure(name: str, out: Path | str, quick: bool = False, *, store_root: 
         store = Path(store_root) / (f"{sweep_name}-quick" if quick else sweep_name)
         run_sweep(spec, store, jobs=jobs, dask_address=dask_address, progress=progress)
         frames[sweep_name] = load_results(store, [c.cell_id for c in spec.expand()])
-    drawn = fig_def.draw(frames, quick)
+    from . import plots  # matplotlib is imported only when a figure is drawn
+
+    drawn = getattr(plots, fig_def.draw)(frames, quick)
     if drawn.text:
         print(drawn.text)
     return save_drawn(drawn, Path(out), name)
 
 
-def save_drawn(drawn: "plots.Drawn", out: Path, name: str) -> list[Path]:
+def save_drawn(drawn, out: Path, name: str) -> list[Path]:
     """Write the figure as PNG and PDF and its numbers as CSV, each atomically."""
     import matplotlib.pyplot as plt
 

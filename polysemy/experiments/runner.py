@@ -32,6 +32,7 @@ from .store import ResultStore, versions
 
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
 MAX_GROUP = 16
+DASK_CONNECT_TIMEOUT_S = 30
 
 
 @dataclass
@@ -166,7 +167,7 @@ def _execute_dask(groups, evaluate_group, address):
     from joblib import Parallel, delayed, parallel_config
 
     try:
-        client = Client(address, timeout=30, set_as_default=False)
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         from ..errors import ConfigError
         raise ConfigError(f"dask must be a reachable scheduler address, got {address!r} ({exc})") from None

@@ -243,9 +243,10 @@ class SweepSpec(Config):
 def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
     """Apply ``assignments`` (parameter name -> value) and the replicate ``seed`` to the base configs.
 
-    Order: ``world.*``, then the world-derived ``delta``/``rho``, then the seed's world offset; then
-    ``train.method`` (resets method params), the other ``train.*``, the train-derived parameters, and
-    ``train.seed = seed``. Returns ``(world, train)``, both validated.
+    Order: ``world.*``, then the world-derived ``delta``/``rho``, then the seed's world offset. Then all
+    training changes at once (``train.*``, the train-derived parameters, ``train.seed = seed``), so a new
+    method is validated together with its own knobs; a new ``train.method`` starts from that method's
+    default parameters. Returns ``(world, train)``, both validated.
     """
     world_changes = {k[len("world."):]: _plain(v) for k, v in assignments.items() if k.startswith("world.")}
     world = base_world.replace(**world_changes) if world_changes else base_world
@@ -264,28 +265,42 @@ def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
         world = world.replace(**changes)
     world = world.replace(seed=int(base_world.seed) + int(seed))
 
-    train = base_train
-    if "train.method" in assignments:
-        train = train.replace(method=assignments["train.method"], params={})
-    for k, v in assignments.items():
-        if k.startswith("train.") and k != "train.method":
-            train = train.with_param(k[len("train."):], _plain(v))
+    changes: dict[str, Any] = {k[len("train."):]: _plain(v) for k, v in assignments.items()
+                               if k.startswith("train.")}
     if "width_over_n" in assignments:
         w = float(assignments["width_over_n"])
         require(w > 0, f"width_over_n must be > 0, got {w}")
-        train = train.with_param("width", max(1, int(round(w * int(world.n)))))
+        changes["width"] = max(1, int(round(w * int(world.n))))
     if "k_over_s" in assignments:
         r = float(assignments["k_over_s"])
         require(r > 0, f"k_over_s must be > 0, got {r}")
-        train = train.with_param("k", max(1, int(round(r * world_expected_l0(world)))))
+        changes["k"] = max(1, int(round(r * world_expected_l0(world))))
     if "p_over_f" in assignments:
         r = float(assignments["p_over_f"])
         require(r > 0, f"p_over_f must be > 0, got {r}")
-        p = r * float(world_mean_frequency(world))
+        p = r * world_mean_frequency(world)
         require(0 < p <= 1, f"p_over_f * f must be in (0, 1], got {p:.4g} (p_over_f={r})")
-        train = train.with_param(BA_TARGET_PARAM, p)
-    train = train.replace(seed=int(seed))
+        changes[BA_TARGET_PARAM] = p
+    changes["seed"] = int(seed)
+    train = _apply_train_changes(base_train, changes)
     return world, train
+
+
+def _apply_train_changes(base_train, changes: dict[str, Any]):
+    """All changes at once (so e.g. a new method and its k are validated together): TrainConfig
+    fields by name, anything else as a method parameter; a new method starts from its defaults."""
+    data = base_train.to_dict()
+    fields = set(data)
+    if "method" in changes and changes["method"] != data["method"]:
+        data["params"] = {}
+    params = dict(data["params"])
+    for name, value in changes.items():
+        if name in fields and name != "params":
+            data[name] = value
+        else:
+            params[name] = value
+    data["params"] = params
+    return type(base_train).from_dict(data)
 
 
 _WORLD_STATS: dict[str, tuple[float, float]] = {}

@@ -202,15 +202,17 @@ def _phase(quick: bool) -> SweepSpec:
 
 
 # -- 8. sensitivity to each method's knob --------------------------------------------------------
-def _knob(method: str, knob: str, values, label: str) -> list[dict]:
-    return [{"label": f"{label}={v:g}", "train.method": method, f"train.{knob}": v} for v in values]
+def _knob(method: str, knob: str, values, label: str, **fixed) -> list[dict]:
+    return [{"label": f"{label}={v:g}", "train.method": method, f"train.{knob}": v,
+             **{f"train.{k}": x for k, x in fixed.items()}} for v in values]
 
 
 def _sensitivity(quick: bool) -> SweepSpec:
     q = quick
     variants = (
         _knob("gba", "htf", (0.5, 0.2, 0.05) if q else (0.5, 0.3, 0.2, 0.1, 0.05, 0.02), "GBA HTF")
-        + _knob("gba", "ltf", (1e-2, 1e-3, 1e-4) if q else (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4), "GBA LTF")
+        + _knob("gba", "ltf", (1e-2, 1e-3, 1e-4) if q else (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4), "GBA LTF",
+                eps=1e-5)  # eps must stay below the lowest target
         + _knob("topk", "k", (1, 3, 9) if q else (1, 2, 3, 4, 6, 9, 12, 18), "TopK k")
         + _knob("relu-l1", "l1", (1e-3, 1e-2, 1e-1) if q else (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "L1 lambda")
         + _knob("jumprelu", "threshold", (0.01, 0.1, 0.5) if q else (0.003, 0.01, 0.03, 0.1, 0.2, 0.5), "JumpReLU threshold")
@@ -233,7 +235,7 @@ def _smoke(quick: bool) -> SweepSpec:
         name="smoke",
         description="A tiny sweep (seconds): GBA on a small world over two d and two seeds",
         world=_world(n=16, d=8, s=1),
-        train=_train(True, width=32, steps=60, batch_size=64, log_every=30),
+        train=_train(True, width=32, steps=60, batch_size=64, log_every=30, params={"ltf": 0.01}),
         axes=(Axis("world.d", values=(8, 12)),),
         seeds=(0, 1),
         eval_samples=256,

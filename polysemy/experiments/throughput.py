@@ -25,8 +25,11 @@ What is measured (all fp32, CPU, in one process, so ratios are comparable within
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -187,3 +190,192 @@ class BenchConfig(Config):
         """A CI-sized run: tiny shapes, short trials (seconds, not minutes)."""
         return cls(shapes=((16, 64),), batch=64, methods=("gba", "topk"), stacked_models=4,
                    stacked_d=16, stacked_width=32, min_seconds=0.05, matmul_size=256)
+
+
+# -- timing the library's steps -------------------------------------------------------------------------
+def bench_world(d: int, width: int, s: int):
+    """The world whose samples feed a timed step: n = width / 2 features (the paper's width 2n)."""
+    from ..simulate import World, WorldConfig
+
+    n = max(s, width // 2)
+    return World(WorldConfig(n=n, d=d, s=min(s, n)))
+
+
+def library_step(method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0):
+    """A closure running one training step of ``method`` (``models`` stacked) on world data.
+
+    Uses ``polysemy.sae.timing`` if the sae package provides it, else the trainer's own
+    ``one_step`` on a freshly initialised stack: the same code path as ``polysemy.sae.train``.
+    Batches are drawn from a world before timing and cycled, so data generation is not timed here.
+    """
+    import itertools
+
+    from ..sae import TrainConfig, get_method
+    from ..sae.adam import StackedAdam
+    from ..sae.trainer import one_step
+
+    world = bench_world(d, width, 5)
+    gen = torch.Generator().manual_seed(seed)
+    pool = [world.sample(batch, gen) for _ in range(4)]
+    with warnings.catch_warnings():  # e.g. gba's "buffer covers few samples" at tiny batches
+        warnings.simplefilter("ignore", UserWarning)
+        cfgs = [TrainConfig(method=method, width=width, batch_size=batch, seed=seed + g) for g in range(models)]
+    m = get_method(method)
+
+    def batch_GBD(x_BD):
+        return x_BD[None].expand(models, -1, -1).contiguous()
+
+    x0 = batch_GBD(pool[0])
+    model = m.init_model(cfgs, d, x0)
+    hyper = m.hyper(cfgs, d, x0.device)
+    optimizer = StackedAdam(model.trainable(), torch.tensor([c.lr for c in cfgs]))
+    xs = itertools.cycle([batch_GBD(x) for x in pool])
+    counter = itertools.count()
+
+    def step():
+        one_step(m, model, optimizer, hyper, next(xs), next(counter), 1.0)
+
+    return step
+
+
+def time_shape(method: str, d: int, width: int, batch: int, matmul_gflops: float,
+               min_seconds: float, overhead_seconds: float) -> dict:
+    """Samples/s of one method at one shape and its fraction of the roofline (see module docstring)."""
+    step = library_step(method, d, width, batch)
+    seconds = seconds_per_call(step, min_seconds=min_seconds, warmup=3)
+    flops = step_flops(batch, d, width)
+    matmul_s = matmul_only_seconds(batch, d, width, min_seconds=min_seconds / 2)
+    return {
+        "d": d, "width": width, "batch": batch, "method": method,
+        "step_seconds": seconds, "samples_per_second": batch / seconds,
+        "step_flops": flops, "step_gflops": flops / seconds / 1e9,
+        "roofline_fraction": flops / seconds / 1e9 / matmul_gflops,
+        "matmul_only_fraction": matmul_s / seconds,
+        "shape_matmul_gflops": flops / matmul_s / 1e9,
+        "limit": classify_limit(seconds, matmul_s, overhead_seconds),
+    }
+
+
+def stacked_speedup(method: str, models: int, d: int, width: int, batch: int, min_seconds: float) -> dict:
+    """Seconds per step of ``models`` stacked models against ``models`` single-model steps."""
+    stacked = seconds_per_call(library_step(method, d, width, batch, models=models), min_seconds=min_seconds)
+    single = seconds_per_call(library_step(method, d, width, batch, models=1), min_seconds=min_seconds)
+    return {"method": method, "models": models, "d": d, "width": width, "batch": batch,
+            "stacked_step_seconds": stacked, "sequential_step_seconds": models * single,
+            "speedup": models * single / stacked}
+
+
+def datagen_cost(d: int, width: int, batch: int, s: int, step_seconds: float, min_seconds: float) -> dict:
+    """Seconds to sample one batch of the world that feeds a step, as a fraction of that step."""
+    world = bench_world(d, width, s)
+    gen = torch.Generator().manual_seed(1)
+    seconds = seconds_per_call(lambda: world.sample(batch, gen), min_seconds=min_seconds)
+    return {"d": d, "width": width, "batch": batch, "n": world.n, "s": s,
+            "sample_seconds": seconds, "step_seconds": step_seconds, "fraction": seconds / step_seconds}
+
+
+def overhead_floor(method: str, min_seconds: float) -> float:
+    """Seconds of a step at a tiny shape (d = 8, width 64, batch 8): dispatch and Python cost only."""
+    return seconds_per_call(library_step(method, 8, 64, 8), min_seconds=min_seconds)
+
+
+def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
+    """Every measurement of ``polysemy bench`` in one run; returns the JSON-able result."""
+    from tqdm import tqdm
+
+    from .peers import machine_info
+
+    matmul = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
+    jobs = [(d, w, m) for d, w in cfg.shapes for m in cfg.methods]
+    shapes, reference = [], []
+    floors = {m: overhead_floor(m, cfg.min_seconds / 2) for m in cfg.methods}
+    for d, w, m in tqdm(jobs, desc="bench", unit="shape", file=sys.stderr, disable=not progress):
+        shapes.append(time_shape(m, d, w, cfg.batch, matmul, cfg.min_seconds, floors[m]))
+    for d, w in cfg.shapes:
+        ref = ReferenceStep(cfg.batch, d, w)
+        seconds = seconds_per_call(ref, min_seconds=cfg.min_seconds)
+        flops = step_flops(cfg.batch, d, w)
+        reference.append({"d": d, "width": w, "batch": cfg.batch, "method": "reference-relu",
+                          "step_seconds": seconds, "samples_per_second": cfg.batch / seconds,
+                          "roofline_fraction": flops / seconds / 1e9 / matmul})
+    head_method = "gba" if "gba" in cfg.methods else cfg.methods[0]
+    stacked = stacked_speedup(head_method, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width,
+                              cfg.batch, cfg.min_seconds)
+    datagen = []
+    for d, w in cfg.shapes:
+        step_s = next(r["step_seconds"] for r in shapes if r["d"] == d and r["width"] == w
+                      and r["method"] == head_method)
+        datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds))
+    target = next((g for g in datagen if (g["d"], g["width"]) == (256, 2048)), datagen[0])
+    goal_row = next((r for r in shapes if (r["d"], r["width"], r["method"]) == (256, 2048, head_method)), None)
+    return {
+        "matmul_gflops": matmul, "matmul_size": cfg.matmul_size,
+        "flop_count": "12*B*d*M per step: six dense B x d x M products (encode, decode, three "
+                      "backward products, one for the pre-activations/aux path), all methods",
+        "shapes": shapes, "reference": reference,
+        "overhead_floor_seconds": floors,
+        "stacked_speedup": stacked["speedup"], "stacked": stacked,
+        "datagen_fraction": target["fraction"], "datagen": datagen,
+        "goals": {
+            "roofline_fraction_gba_256x2048": goal_row["roofline_fraction"] if goal_row else None,
+            "roofline_goal": 0.5, "stacked_goal": 4.0, "datagen_goal": 0.2,
+        },
+        "config": cfg.to_dict(), "machine": machine_info(), "load_average": _load_average(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _load_average():
+    try:
+        return list(os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
+def format_bench(result: dict) -> str:
+    """The bench result as readable tables."""
+    lines = [f"dense fp32 matmul ({result['matmul_size']}^3): {result['matmul_gflops']:.1f} GFLOP/s "
+             f"(load average {result.get('load_average')})",
+             f"FLOPs counted per step: {result['flop_count']}", ""]
+    head = f"{'d':>5} {'width':>6} {'method':<16} {'samples/s':>11} {'GFLOP/s':>8} {'roofline':>9} {'in matmul':>9}  limit"
+    lines += [head, "-" * len(head)]
+    for r in result["shapes"]:
+        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<16} {r['samples_per_second']:>11.0f} "
+                     f"{r['step_gflops']:>8.1f} {r['roofline_fraction']:>9.3f} {r['matmul_only_fraction']:>9.3f}  {r['limit']}")
+    for r in result["reference"]:
+        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<16} {r['samples_per_second']:>11.0f} "
+                     f"{'':>8} {r['roofline_fraction']:>9.3f}")
+    s = result["stacked"]
+    lines += ["", f"stacked {s['models']} x {s['method']} (d={s['d']}, width={s['width']}, batch={s['batch']}): "
+              f"{s['stacked_step_seconds'] * 1e3:.2f} ms/step stacked vs {s['sequential_step_seconds'] * 1e3:.2f} ms "
+              f"sequential -> speed-up {s['speedup']:.2f}x (goal >= 4)"]
+    for g in result["datagen"]:
+        lines.append(f"data generation d={g['d']} n={g['n']} s={g['s']}: {g['sample_seconds'] * 1e3:.2f} ms per batch "
+                     f"= {g['fraction']:.3f} of the step it feeds (goal < 0.2)")
+    return "\n".join(lines)
+
+
+def save_bench(result: dict, out_dir: str) -> dict:
+    """Write bench.json and bench.csv (one row per shape and method) under ``out_dir``, atomically."""
+    import csv
+    import io
+    import json
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"json": os.path.join(out_dir, "bench.json"), "csv": os.path.join(out_dir, "bench.csv")}
+    tmp = f"{paths['json']}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(result, fh, indent=1, default=str)
+    os.replace(tmp, paths["json"])
+    rows = result["shapes"] + result["reference"]
+    cols = ["d", "width", "batch", "method", "samples_per_second", "step_seconds", "roofline_fraction",
+            "matmul_only_fraction", "limit"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = f"{paths['csv']}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        fh.write(buf.getvalue())
+    os.replace(tmp, paths["csv"])
+    return paths

@@ -23,10 +23,10 @@ ACTIVATIONS = ("jumprelu", "relu", "smooth-relu")
 def tied_activation(name: str, u: torch.Tensor, y: torch.Tensor, smooth_width: torch.Tensor | None = None):
     """Return (z, dz_du) for activation ``name``; ``smooth_width`` broadcasts against y (e.g. [G,1,1])."""
     if name == "jumprelu":
-        active = y > 0
+        active = torch.gt(y, 0.0, out=torch.empty_like(y))   # float mask (bool is slow on CPU)
         return u * active, active
     if name == "relu":
-        active = y > 0
+        active = torch.gt(y, 0.0, out=torch.empty_like(y))
         return torch.relu(y), active
     if name == "smooth-relu":
         h = smooth_width

@@ -42,11 +42,12 @@ def is_adaptation_step(step: int, period: int) -> bool:
 
 
 @torch.no_grad()
-def accumulate(model, active_GBM: torch.Tensor, y_GBM: torch.Tensor, fired_GM: torch.Tensor | None = None) -> None:
-    """Add one batch to the window statistics (counts of y > 0 and the running positive peak)."""
-    model.act_count_GM += active_GBM.sum(1) if fired_GM is None else fired_GM
-    torch.maximum(model.peak_GM, y_GBM.amax(1), out=model.peak_GM)
-    model.stat_samples_G += y_GBM.shape[1]
+def accumulate(model, u_GBM: torch.Tensor, fired_GM: torch.Tensor) -> None:
+    """Add one batch to the window statistics: ``fired_GM`` counts samples with y > 0, and the peak
+    of y = u + b is max_b(u) + b (the bias is constant over the batch)."""
+    model.act_count_GM += fired_GM
+    torch.maximum(model.peak_GM, u_GBM.amax(1) + model.bias_GM, out=model.peak_GM)
+    model.stat_samples_G += u_GBM.shape[1]
 
 
 def group_mean_positive_peak(peak_GM: torch.Tensor, group_GM: torch.Tensor) -> torch.Tensor:

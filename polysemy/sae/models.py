@@ -139,9 +139,9 @@ class UntiedSAE(StackedSAE):
             return topk_acts(pre, self.k_G)
         if self.encoder == "batchtopk":  # inference: the running threshold (Bussmann et al. 2024)
             theta = self.threshold_G.clamp(min=0.0)[:, None, None]
-            return pre * (pre > theta)
+            return pre * torch.gt(pre, theta, out=torch.empty_like(pre))
         theta = self.log_threshold_GM.exp()[:, None, :]
-        return pre * (pre > theta)
+        return pre * torch.gt(pre, theta, out=torch.empty_like(pre))
 
     @torch.no_grad()
     def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 
-from .bounds import orthogonal_coherence_bound  # noqa: F401  (named in help)
 from .config import DICTIONARIES, FREQUENCY_PROFILES, SUPPORTS, WorldConfig
 from .presets import PRESETS, get_preset
 

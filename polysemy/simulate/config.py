@@ -164,7 +164,8 @@ class WorldConfig(Config):
                     f"for a hierarchy, got {self.n}")
             require_int_range("s", self.s, 1, self.n_parents)
         else:
-            require_int_range("s", self.s, 1, self.n)
+            require(isinstance(self.s, int) and not isinstance(self.s, bool) and 1 <= self.s <= self.n,
+                    f"s must be an integer in [1, n={self.n}], got {self.s!r}")
         self._validate_dictionary()
         self._validate_support()
         self._validate_coefficients()
@@ -175,8 +176,10 @@ class WorldConfig(Config):
             require(self.coherence is not None, "coherence must be given (a number in (0, 1)) for dictionary='coherent'")
             lo = coherent_minimum(n, d)
             require(n >= 2, f"n must be at least 2 for dictionary='coherent', got {n}")
-            require(_is_number(self.coherence) and lo <= float(self.coherence) < 1 and float(self.coherence) > 0,
-                    f"coherence must be in [{lo:.4g}, 1) for n={n}, d={d} (Welch bound "
+            ok = _is_number(self.coherence) and lo <= float(self.coherence) < 1 and float(self.coherence) > 0
+            if lo == 0:
+                require(ok, f"coherence must be in (0, 1) for n={n} <= d={d}, got {self.coherence!r}")
+            require(ok, f"coherence must be in [{lo:.4g}, 1) for n={n}, d={d} (Welch bound "
                     f"{welch_bound(n, d):.4g}; below {lo:.4g} use dictionary='orthogonal'), got {self.coherence!r}")
         else:
             require(self.coherence is None,

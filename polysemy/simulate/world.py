@@ -24,7 +24,7 @@ from .dictionaries import build_dictionary, coherence_of
 from .supports import Support
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Batch:
     """A batch with its ground truth.
 

@@ -160,14 +160,17 @@ def measured_conditions(cfg_or_world, batch, constants: ConditionConstants | Non
     else:
         full_rank, rank_note = missing == 0, f"rank not computed for n > {MAX_RANK_FEATURES}"
     h2_note = f"features never seen in {B} samples: {missing}; {rank_note}"
+    rho2 = float(empirical_rho2(batch, n))
+    h3_note = f"over {B} samples"
+    if math.isnan(rho2):
+        h3_note = f"undetermined: no feature was seen often enough in {B} samples; draw more samples"
     mu = float(coherence(world.V))
     return [
         _report("H1", "measured", l0_q, th["H1"], at_most=True,
                 note=f"{constants.h1_quantile:g}-quantile of L0 over {B} samples (max {int(l0.max())})"),
         _report("H2", "measured", rel_min, th["H2"], at_most=False, extra_ok=missing == 0 and full_rank,
                 note=h2_note),
-        _report("H3", "measured", float(empirical_rho2(batch, n)), th["H3"], at_most=True,
-                note=f"over {B} samples"),
+        _report("H3", "measured", rho2, th["H3"], at_most=True, note=h3_note),
         _report("V1", "measured", mu, th["V1"], at_most=True, note="realised dictionary"),
     ]
 

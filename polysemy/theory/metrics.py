@@ -90,6 +90,8 @@ def decoder_rows(obj: Any) -> np.ndarray:
 def _pair(learned: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
     L = decoder_rows(learned)
     T = decoder_rows(truth)
+    require(L.shape[0] >= 1 and T.shape[0] >= 1,
+            f"need at least one learned row and one true feature, got {L.shape[0]} and {T.shape[0]}")
     require(L.shape[1] == T.shape[1],
             f"learned rows have d={L.shape[1]} but true features have d={T.shape[1]}; they must match")
     return L, T
@@ -126,14 +128,15 @@ class _CosineSummary:
     """Row/column maxima of the n x M cosine matrix and what matching needs, from one chunked pass."""
 
     def __init__(self, L: np.ndarray, T: np.ndarray, split_threshold: float = 0.9,
-                 counted: np.ndarray | None = None, keep_full: bool | None = None):
+                 counted: np.ndarray | None = None, keep_full: bool | None = None,
+                 need_matching: bool = True):
         M, n = L.shape[0], T.shape[0]
         dtype = _work_dtype(L, T)
         Lu, self.learned_norms = unit_rows(L, dtype)
         Tu, self.truth_norms = unit_rows(T, dtype)
         counted = np.ones(M, dtype=bool) if counted is None else counted
         if keep_full is None:
-            keep_full = n * M <= HUNGARIAN_MAX_ENTRIES
+            keep_full = need_matching and n * M <= HUNGARIAN_MAX_ENTRIES
         self.n, self.M = n, M
         self.feat_best_cos = np.full(n, -np.inf)
         self.feat_best_latent = np.zeros(n, dtype=np.int64)
@@ -141,7 +144,7 @@ class _CosineSummary:
         self.lat_best_feat = np.zeros(M, dtype=np.int64)
         self.feat_split_count = np.zeros(n, dtype=np.int64)
         self.abs_full = np.empty((n, M), dtype=dtype) if keep_full else None
-        k = min(GREEDY_CANDIDATES, M)
+        k = min(GREEDY_CANDIDATES, M) if need_matching else 0
         cand_val = np.full((n, 0), -np.inf)
         cand_idx = np.zeros((n, 0), dtype=np.int64)
         for a, b in _latent_chunks(M, n):
@@ -214,7 +217,7 @@ def frr(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_TAUS) -> dict[
     learned row has signed cosine >= tau (PAPER.md section 6)."""
     taus = _check_taus(taus)
     L, T = _pair(learned, truth)
-    summary = _CosineSummary(L, T, keep_full=False)
+    summary = _CosineSummary(L, T, need_matching=False)
     return _frr_from_best(summary.feat_best_cos, taus)
 
 

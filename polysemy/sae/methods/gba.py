@@ -151,9 +151,9 @@ class GBA(TiedMethod):
             "window": window,
         }
 
-    def accumulate_statistics(self, model, y_GBM, fired_GM, hyper, step) -> None:
+    def accumulate_statistics(self, model, u_GBM, fired_GM, hyper, step) -> None:
         if adaptation.in_window(step, hyper["period"], hyper["window"]):
-            adaptation.accumulate(model, None, y_GBM, fired_GM)
+            adaptation.accumulate(model, u_GBM, fired_GM)
 
     def end_of_step(self, model, hyper, step) -> None:
         if adaptation.is_adaptation_step(step, hyper["period"]):

@@ -21,19 +21,25 @@ from .untied import UntiedMethod
 
 
 def _rectangle(z: torch.Tensor) -> torch.Tensor:
-    return ((z > -0.5) & (z < 0.5)).to(z.dtype)
+    """K(z) = 1[|z| < 1/2] as a float tensor (float masks: bool tensors are slow on CPU)."""
+    return torch.lt(z.abs_(), 0.5, out=torch.empty_like(z))
+
+
+def _above(pre: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """H(pre - theta) as a float tensor."""
+    return torch.gt(pre, theta, out=torch.empty_like(pre))
 
 
 class _JumpReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, theta, eps):
         ctx.save_for_backward(pre, theta, eps)
-        return pre * (pre > theta)
+        return pre * _above(pre, theta)
 
     @staticmethod
     def backward(ctx, grad):
         pre, theta, eps = ctx.saved_tensors
-        d_pre = grad * (pre > theta)
+        d_pre = grad * _above(pre, theta)
         d_theta = -(theta / eps) * _rectangle((pre - theta) / eps) * grad
         return d_pre, d_theta.sum(1, keepdim=True), None
 
@@ -42,7 +48,7 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre, theta, eps):
         ctx.save_for_backward(pre, theta, eps)
-        return (pre > theta).to(pre.dtype)
+        return _above(pre, theta)
 
     @staticmethod
     def backward(ctx, grad):

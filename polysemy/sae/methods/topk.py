@@ -117,7 +117,9 @@ class BatchTopK(TopK):
         kB_G = model.k_G * B
         top = positive.detach().reshape(G, B * M).topk(int(kB_G.max()), dim=1).values
         kth_G = top.gather(1, (kB_G - 1)[:, None])[:, 0]
-        keep = (positive >= kth_G[:, None, None]) & (positive > 0)
+        # keep the k x B largest positive values (float mask; the threshold is > 0 unless fewer are positive)
+        keep = torch.ge(positive.detach(), kth_G.clamp(min=torch.finfo(pre.dtype).tiny)[:, None, None],
+                        out=torch.empty_like(pre))
         with torch.no_grad():
             theta, beta = model.threshold_G, hyper["beta_G"]
             fresh = theta < 0

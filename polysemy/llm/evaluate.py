@@ -1,0 +1,64 @@
+"""Metrics of one trained SAE on held-out normalised activations (ANCHORS.md definitions).
+
+- nmse = SSE / sum ||x||^2 and explained variance = 1 - SSE / SST (about the mean), both from
+  ``polysemy.theory.metrics``, on the normalised (centred, mean-norm-1) activations;
+- l0 = mean number of non-zero latents per token; l0 / width;
+- alive fraction = latents that fire at least once on the evaluation tokens, dead = 1 - alive;
+- firing frequency per latent (the activity that picks the top-alpha neurons for consistency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..theory import metrics
+
+
+@torch.no_grad()
+def evaluate_sae(sae, x_ND: torch.Tensor, chunk: int = 4096) -> dict:
+    """Metrics of ``sae`` (the ``polysemy.sae`` SAE interface) on ``x_ND``; see the module docstring."""
+    device = sae.W_dec.device
+    fired_M = torch.zeros(sae.width, dtype=torch.float64)
+    active, recon = 0.0, []
+    for start in range(0, x_ND.shape[0], chunk):
+        x = x_ND[start:start + chunk].to(device)
+        acts = sae.encode(x)
+        nonzero = acts != 0
+        fired_M += nonzero.sum(0).double().cpu()
+        active += float(nonzero.sum())
+        recon.append(sae.decode(acts).float().cpu())
+    x_hat = torch.cat(recon)
+    n = x_ND.shape[0]
+    freq = (fired_M / n).numpy()
+    alive = float((freq > 0).mean())
+    return {
+        "nmse": metrics.nmse(x_ND, x_hat),
+        "explained_variance": metrics.explained_variance(x_ND, x_hat),
+        "l0": active / n,
+        "l0_over_width": active / n / sae.width,
+        "alive_fraction": alive,
+        "dead_fraction": 1.0 - alive,
+        "firing_frequency": freq,
+    }
+
+
+def consistency(rows: list[np.ndarray], activities: list[np.ndarray], alpha: float, threshold: float) -> dict:
+    """Cross-seed consistency, averaged over ordered pairs of seeds (a, b), a != b (PAPER.md section 7):
+    the fraction of run a's top-alpha most active neurons whose max cosine with run b's decoder rows
+    exceeds ``threshold`` (``fraction_above``), and the mean of those max cosines (``mean_mcs``)."""
+    pairs = [(a, b) for a in range(len(rows)) for b in range(len(rows)) if a != b]
+    if not pairs:
+        return {"consistency": float("nan"), "consistency_mean_mcs": float("nan")}
+    results = [metrics.cross_run_consistency(rows[a], rows[b], activities[a], alpha=alpha, threshold=threshold)
+               for a, b in pairs]
+    return {"consistency": float(np.mean([r["fraction_above"] for r in results])),
+            "consistency_mean_mcs": float(np.mean([r["mean_mcs"] for r in results]))}
+
+
+def random_consistency(width: int, d: int, alpha: float, threshold: float, seed: int = 0) -> dict:
+    """The same score for two independent random dictionaries: the floor a trained SAE must beat."""
+    gen = np.random.default_rng(seed)
+    rows = [gen.standard_normal((width, d)) for _ in range(2)]
+    acts = [gen.random(width) for _ in range(2)]
+    return consistency(rows, acts, alpha, threshold)
