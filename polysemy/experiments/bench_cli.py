@@ -10,10 +10,11 @@ Both print a table (or one JSON object with ``--json``) and save their results (
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
-from ..errors import ConfigError, require
+from ..errors import require
 
 
 def _csv_list(text: str) -> tuple:
@@ -26,9 +27,10 @@ def _shapes(text: str) -> tuple:
         try:
             d, width = (int(v) for v in part.lower().split("x"))
         except ValueError:
-            raise ConfigError(f"--shapes must be DxWIDTH pairs like 256x2048, got {part!r}") from None
+            raise argparse.ArgumentTypeError(f"must be DxWIDTH pairs like 256x2048, got {part!r}") from None
         shapes.append((d, width))
-    require(len(shapes) >= 1, "--shapes must name at least one DxWIDTH pair")
+    if not shapes:
+        raise argparse.ArgumentTypeError("must name at least one DxWIDTH pair")
     return tuple(shapes)
 
 
@@ -46,6 +48,8 @@ def register(subparsers) -> None:
     bench.add_argument("--methods", type=_csv_list, default=None,
                        help="comma-separated method names (default: gba and every baseline)")
     bench.add_argument("--batch", type=int, default=None, help="batch size (default 1024)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="torch threads for every measurement (default: torch's default)")
     bench.add_argument("--out", default=None, help="also write bench.json and bench.csv under DIR")
     bench.set_defaults(func=run_bench_command)
 
@@ -78,6 +82,10 @@ def run_bench_command(args) -> int:
     if args.batch is not None:
         changes["batch"] = args.batch
     cfg = cfg.replace(**changes) if changes else cfg
+    if args.threads is not None:
+        require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
+        import torch
+        torch.set_num_threads(args.threads)
     result = run_bench(cfg, progress=not args.json)
     if args.out:
         paths = save_bench(result, args.out)

@@ -2,7 +2,7 @@
 
 For each world, every system reads the same samples in the same order (the world's stream with one
 data seed, regrouped to each system's own batch size) up to the same budget, and is then scored on
-one held-out evaluation set (``EVAL_SAMPLES`` samples, seed ``EVAL_SEED``) with
+one held-out evaluation set (``eval_samples`` = 8192 samples by default, seed ``EVAL_SEED``) with
 ``polysemy.theory.metrics.recovery_metrics``: FRR at τ = 0.9 and 0.99, MCC, L0, dead fraction (a
 latent is dead if it never fired on the evaluation set: the stated window) and explained variance.
 Along training, FRR is measured at sample checkpoints (geometrically spaced, our choice) to give
@@ -36,7 +36,6 @@ WORLDS = ("uniform", "paper-toy")
 SYSTEM_FAMILIES = ("polysemy-gba", "polysemy-topk", "saelens-topk", "saelens-batchtopk",
                    "saelens-jumprelu", "saelens-relu-l1", "sparsify-topk", "sklearn-mbdl", "random-init")
 STREAM_CHUNK = 256      # the world is sampled in chunks of this size, then regrouped per system
-EVAL_SAMPLES = 8192     # held-out evaluation set (the dead-latent window)
 EVAL_SEED = 12345
 RECOVERY_TARGET = 0.95  # samples_to_recovery: first checkpoint with FRR(0.9) >= this
 WRONG_K_FACTOR = 4      # the wrong k given to TopK-type systems (our choice: a 4x overestimate)
@@ -55,6 +54,7 @@ class PeersConfig(Config):
     checkpoints: int = 12           # FRR evaluations along training, geometrically spaced
     sklearn_alphas: tuple = (0.03, 0.1, 0.3)
     sklearn_max_seconds: float = 120.0  # per α: sparse coding is slow, so it is capped in time
+    eval_samples: int = 8192        # held-out evaluation set; also the dead-latent window
 
     def validate(self) -> None:
         require(len(self.worlds) >= 1, "worlds must name at least one world")
@@ -70,6 +70,7 @@ class PeersConfig(Config):
         require_int_range("checkpoints", self.checkpoints, 1, 1000)
         require(len(self.sklearn_alphas) >= 1 and all(float(a) > 0 for a in self.sklearn_alphas),
                 f"sklearn_alphas must be positive numbers, got {self.sklearn_alphas!r}")
+        require_int_range("eval_samples", self.eval_samples, 64, 1 << 20)
         require(self.sklearn_max_seconds > 0,
                 f"sklearn_max_seconds must be > 0, got {self.sklearn_max_seconds!r}")
 
@@ -214,9 +215,9 @@ def _fit_sklearn_grid(world, cfg, checkpoints, stream, common) -> FittedSystem:
 
 
 # -- evaluation and the rows ------------------------------------------------------------------------
-def evaluation_set(world):
+def evaluation_set(world, samples: int = 8192):
     gen = torch.Generator().manual_seed(EVAL_SEED)
-    return world.sample(EVAL_SAMPLES, gen)
+    return world.sample(samples, gen)
 
 
 def score(fitted: FittedSystem, world, x_eval_BD: torch.Tensor) -> dict:
@@ -268,10 +269,10 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=sys.stderr) -> dic
             skipped.append({"system": spec.name, "world": world_name, "reason": str(exc)})
             print(f"polysemy peers: skipping {spec.name}: {exc}", file=log)
             continue
-        m = score(fitted, world, evaluation_set(world))
+        m = score(fitted, world, evaluation_set(world, cfg.eval_samples))
         rows.append(make_row(spec, world_name, world, fitted, m, status[spec.family][1]))
     return {"config": cfg.to_dict(), "rows": rows, "skipped": skipped, "machine": machine_info(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_samples": EVAL_SAMPLES,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_samples": cfg.eval_samples,
             "recovery_target": RECOVERY_TARGET}
 
 

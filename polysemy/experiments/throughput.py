@@ -2,25 +2,21 @@
 
 What is measured (all fp32, CPU, in one process, so ratios are comparable within a run):
 
-* ``matmul_gflops``: the dense fp32 rate of this machine, best of a few trials of a square
-  ``[N, N] @ [N, N]`` product (2·N³ FLOPs each). This is the roofline every step is compared with.
-* A training step of an SAE at batch B, input dimension d and width M does six dense products of
-  B·d·M multiply-adds each (our count, the same for every method; sparse tricks are counted as if
-  dense, so a method that skips work can exceed what the count predicts):
-
-    forward   encode  x_BD @ W_DM              2·B·d·M
-              decode  acts_BM @ W_MD           2·B·d·M
-    backward  dL/dW_dec = acts_BMᵀ @ g_BD      2·B·d·M
-              dL/dacts  = g_BD @ W_decᵀ        2·B·d·M
-              dL/dW_enc = x_BDᵀ @ g_BM         2·B·d·M
-              (the tied GBA SAE reuses one W, but the five products above plus the
-               pre-activation product for its buffer statistics are still six B·d·M products)
-
-  so ``step_flops = 12·B·d·M`` and ``roofline_fraction = step_flops / step_seconds / matmul_rate``.
-* ``matmul_only_fraction``: the share of the step spent in those six products when they run alone at
-  the step's shapes (measured), used with the Python-overhead floor (a step at a tiny shape) to say
-  what limits a shape: arithmetic, memory traffic (element-wise work on [B, M] tensors) or Python
-  overhead. This classification is our choice of rule, stated in :func:`classify_limit`.
+* ``matmul_gflops``: the dense fp32 rate of this machine: the best trial of square
+  ``[N, N] @ [N, N]`` products (2·N³ FLOPs each), measured at the start and again at the end of the run
+  (the larger is kept: on a shared machine the best observation is the closest to the true limit).
+* Each method's step FLOPs are *counted*, not assumed: ``torch.utils.flop_counter.FlopCounterMode``
+  records every matrix product (mm, bmm, baddbmm, addmm) of one training step, 2 FLOPs per
+  multiply-add. A standard step has five dense B·d·M products (forward: encode x_BD @ W_DM and decode
+  acts_BM @ W_MD; backward: dL/dW_dec, dL/dacts, dL/dW_enc), i.e. 10·B·d·M; the JSON reports each
+  method's count as ``flops_per_BdM``. Element-wise work (activation, masks, top-k, Adam) is not counted.
+* ``roofline_fraction = counted FLOPs / step seconds / matmul_gflops``.
+* ``shape_matmul_gflops``: the rate of those five products run alone at the step's own shapes. Products
+  with a small inner dimension (d = 64) write a [B, M] output per 2·d FLOPs and run far below the
+  square-matmul rate: they are memory-bound even though they are "matmuls".
+* ``matmul_only_fraction``: the counted FLOPs at ``shape_matmul_gflops``, as a share of the step.
+  With the Python-overhead floor (a step at a tiny shape) it names what limits a shape, by the rule in
+  :func:`classify_limit` (our choice of rule).
 """
 
 from __future__ import annotations
@@ -38,12 +34,21 @@ import torch
 from ..configs import Config
 from ..errors import require, require_int_range
 
-SIX_PRODUCTS = 6  # dense B·d·M products per training step, see the module docstring
+STANDARD_PRODUCTS = 5  # dense B·d·M products of a plain forward + backward step, see the docstring
 
 
-def step_flops(batch: int, d: int, width: int) -> int:
-    """FLOPs of one SAE training step: six B·d·M products of 2 FLOPs per multiply-add (our count)."""
-    return 2 * SIX_PRODUCTS * batch * d * width
+def nominal_step_flops(batch: int, d: int, width: int) -> int:
+    """FLOPs of a plain SAE step: five B·d·M products, 2 FLOPs per multiply-add (10·B·d·M)."""
+    return 2 * STANDARD_PRODUCTS * batch * d * width
+
+
+def count_matmul_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of every matrix product one call of ``fn`` runs (``FlopCounterMode``; 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
 
 
 def seconds_per_call(fn: Callable[[], object], *, min_seconds: float = 0.2, trials: int = 3,
@@ -96,7 +101,7 @@ def measure_matmul_gflops(size: int = 1024, *, min_seconds: float = 0.3, trials:
 
 
 def matmul_only_seconds(batch: int, d: int, width: int, *, min_seconds: float = 0.2) -> float:
-    """Seconds of the six B·d·M products of a step, run alone at the step's own shapes."""
+    """Seconds of the five B·d·M products of a plain step, run alone at the step's own shapes."""
     gen = torch.Generator().manual_seed(0)
     x_BD = torch.randn(batch, d, generator=gen)
     W_DM = torch.randn(d, width, generator=gen)
@@ -104,19 +109,19 @@ def matmul_only_seconds(batch: int, d: int, width: int, *, min_seconds: float = 
     acts_BM = torch.randn(batch, width, generator=gen)
     g_BD = torch.randn(batch, d, generator=gen)
 
-    def six_products():
+    def five_products():
         torch.mm(x_BD, W_DM)          # encode
         torch.mm(acts_BM, W_MD)       # decode
         torch.mm(acts_BM.T, g_BD)     # dL/dW_dec
         torch.mm(g_BD, W_MD.T)        # dL/dacts
         torch.mm(x_BD.T, acts_BM)     # dL/dW_enc
-        torch.mm(x_BD, W_DM)          # the sixth product (pre-activations / aux loss)
 
-    return seconds_per_call(six_products, min_seconds=min_seconds)
+    return seconds_per_call(five_products, min_seconds=min_seconds)
 
 
 class ReferenceStep:
-    """A minimal untied ReLU SAE step (Adam, MSE + L1), no bookkeeping: what bare torch reaches.
+    """A minimal untied ReLU SAE step (torch Adam, MSE + L1, autograd), no bookkeeping: what bare torch
+    reaches. Its backward runs exactly the five B·d·M products of a plain step (x needs no gradient).
 
     It is the yardstick for the library's steps: a method step much slower than this one at the same
     shape spends its time outside the six products (bookkeeping, copies, Python).
@@ -139,21 +144,24 @@ class ReferenceStep:
         self.opt.step()
 
 
-def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds: float) -> str:
+def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds: float,
+                   shape_rate: float, peak_rate: float) -> str:
     """Name what limits a step (our rule, stated so a reader can disagree with it).
 
     * ``python-overhead`` if a step at a tiny shape (pure dispatch cost) is ≥ 30% of this step;
-    * ``arithmetic`` if the six products alone take ≥ 60% of the step;
-    * ``memory-traffic`` otherwise: the remaining time goes to element-wise passes over [B, M]
-      tensors (activation, masks, top-k, optimiser updates), which are bandwidth-bound.
+    * else, if the products (at their own shapes' rate) take ≥ 60% of the step: ``arithmetic`` when
+      those products run at ≥ 60% of the square-matmul rate, ``memory-traffic (products)`` when they
+      run slower (small inner dimension: [B, M] outputs dominate);
+    * else ``memory-traffic (element-wise)``: the time goes to passes over [B, M] tensors
+      (activation, masks, top-k, optimiser updates), which are bandwidth-bound.
     """
     if step_seconds <= 0:
         return "unknown"
     if overhead_seconds / step_seconds >= 0.3:
         return "python-overhead"
     if matmul_seconds / step_seconds >= 0.6:
-        return "arithmetic"
-    return "memory-traffic"
+        return "arithmetic" if shape_rate >= 0.6 * peak_rate else "memory-traffic (products)"
+    return "memory-traffic (element-wise)"
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,7 @@ class BenchConfig(Config):
     stacked_models: int = 16
     stacked_d: int = 64
     stacked_width: int = 256
+    stacked_batches: tuple = (1024, 512, 64)  # the first is the headline stacked_speedup
     world_s: int = 5            # sparsity of the world whose sampling cost is measured
     min_seconds: float = 0.3    # per timing trial
     matmul_size: int = 1024
@@ -181,6 +190,9 @@ class BenchConfig(Config):
         require_int_range("stacked_models", self.stacked_models, 1, 4096)
         require_int_range("stacked_d", self.stacked_d, 1, 65536)
         require_int_range("stacked_width", self.stacked_width, 1, 1 << 20)
+        require(len(self.stacked_batches) >= 1, "stacked_batches must name at least one batch size")
+        for b in self.stacked_batches:
+            require_int_range("stacked_batches", b, 1, 1 << 20)
         require_int_range("world_s", self.world_s, 1)
         require(0 < self.min_seconds <= 60, f"min_seconds must be in (0, 60], got {self.min_seconds!r}")
         require_int_range("matmul_size", self.matmul_size, 16, 8192)
@@ -189,7 +201,7 @@ class BenchConfig(Config):
     def quick(cls) -> "BenchConfig":
         """A CI-sized run: tiny shapes, short trials (seconds, not minutes)."""
         return cls(shapes=((16, 64),), batch=64, methods=("gba", "topk"), stacked_models=4,
-                   stacked_d=16, stacked_width=32, min_seconds=0.05, matmul_size=256)
+                   stacked_d=16, stacked_width=64, stacked_batches=(64,), min_seconds=0.05, matmul_size=256)
 
 
 # -- timing the library's steps -------------------------------------------------------------------------
@@ -238,21 +250,23 @@ def library_step(method: str, d: int, width: int, batch: int, models: int = 1, s
     return step
 
 
-def time_shape(method: str, d: int, width: int, batch: int, matmul_gflops: float,
-               min_seconds: float, overhead_seconds: float) -> dict:
-    """Samples/s of one method at one shape and its fraction of the roofline (see module docstring)."""
-    step = library_step(method, d, width, batch)
+def time_step(step: Callable[[], object], label: str, d: int, width: int, batch: int,
+              matmul_gflops: float, min_seconds: float, overhead_seconds: float) -> dict:
+    """Samples/s of one step closure at one shape, its counted FLOPs and its fraction of the roofline."""
     seconds = seconds_per_call(step, min_seconds=min_seconds, warmup=3)
-    flops = step_flops(batch, d, width)
-    matmul_s = matmul_only_seconds(batch, d, width, min_seconds=min_seconds / 2)
+    flops = count_matmul_flops(step)
+    products_s = matmul_only_seconds(batch, d, width, min_seconds=min_seconds / 2)
+    shape_rate = nominal_step_flops(batch, d, width) / products_s / 1e9
+    matmul_s = flops / (shape_rate * 1e9)
     return {
-        "d": d, "width": width, "batch": batch, "method": method,
+        "d": d, "width": width, "batch": batch, "method": label,
         "step_seconds": seconds, "samples_per_second": batch / seconds,
-        "step_flops": flops, "step_gflops": flops / seconds / 1e9,
+        "step_flops": flops, "flops_per_BdM": flops / (batch * d * width),
+        "step_gflops": flops / seconds / 1e9,
         "roofline_fraction": flops / seconds / 1e9 / matmul_gflops,
+        "shape_matmul_gflops": shape_rate,
         "matmul_only_fraction": matmul_s / seconds,
-        "shape_matmul_gflops": flops / matmul_s / 1e9,
-        "limit": classify_limit(seconds, matmul_s, overhead_seconds),
+        "limit": classify_limit(seconds, matmul_s, overhead_seconds, shape_rate, matmul_gflops),
     }
 
 
@@ -285,36 +299,42 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
 
     from .peers import machine_info
 
-    matmul = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
-    jobs = [(d, w, m) for d, w in cfg.shapes for m in cfg.methods]
-    shapes, reference = [], []
+    matmul_start = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
     floors = {m: overhead_floor(m, cfg.min_seconds / 2) for m in cfg.methods}
-    for d, w, m in tqdm(jobs, desc="bench", unit="shape", file=sys.stderr, disable=not progress):
-        shapes.append(time_shape(m, d, w, cfg.batch, matmul, cfg.min_seconds, floors[m]))
-    for d, w in cfg.shapes:
-        ref = ReferenceStep(cfg.batch, d, w)
-        seconds = seconds_per_call(ref, min_seconds=cfg.min_seconds)
-        flops = step_flops(cfg.batch, d, w)
-        reference.append({"d": d, "width": w, "batch": cfg.batch, "method": "reference-relu",
-                          "step_seconds": seconds, "samples_per_second": cfg.batch / seconds,
-                          "roofline_fraction": flops / seconds / 1e9 / matmul})
+    floors["reference-relu"] = seconds_per_call(ReferenceStep(8, 8, 64), min_seconds=cfg.min_seconds / 2)
+    timed = []
+    jobs = [(d, w, m) for d, w in cfg.shapes for m in cfg.methods] + [(d, w, None) for d, w in cfg.shapes]
+    for d, w, m in tqdm(jobs, desc="bench", unit="step", file=sys.stderr, disable=not progress):
+        if m is None:  # the bare-torch yardstick at the same shape
+            step, label, floor = ReferenceStep(cfg.batch, d, w), "reference-relu", floors["reference-relu"]
+        else:
+            step, label, floor = library_step(m, d, w, cfg.batch), m, floors[m]
+        timed.append(time_step(step, label, d, w, cfg.batch, matmul_start, cfg.min_seconds, floor))
     head_method = "gba" if "gba" in cfg.methods else cfg.methods[0]
-    stacked = stacked_speedup(head_method, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width,
-                              cfg.batch, cfg.min_seconds)
+    stacked = [stacked_speedup(head_method, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width, b,
+                               cfg.min_seconds) for b in cfg.stacked_batches]
     datagen = []
     for d, w in cfg.shapes:
-        step_s = next(r["step_seconds"] for r in shapes if r["d"] == d and r["width"] == w
-                      and r["method"] == head_method)
+        step_s = next(r["step_seconds"] for r in timed if (r["d"], r["width"], r["method"]) == (d, w, head_method))
         datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds))
+    matmul_end = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
+    matmul = max(matmul_start, matmul_end)
+    for r in timed:  # rescale to the best roofline observed in the run
+        r["roofline_fraction"] = r["step_gflops"] / matmul
+        r["limit"] = classify_limit(r["step_seconds"], r["matmul_only_fraction"] * r["step_seconds"],
+                                    floors.get(r["method"], 0.0), r["shape_matmul_gflops"], matmul)
+    shapes = [r for r in timed if r["method"] != "reference-relu"]
+    reference = [r for r in timed if r["method"] == "reference-relu"]
     target = next((g for g in datagen if (g["d"], g["width"]) == (256, 2048)), datagen[0])
     goal_row = next((r for r in shapes if (r["d"], r["width"], r["method"]) == (256, 2048, head_method)), None)
     return {
-        "matmul_gflops": matmul, "matmul_size": cfg.matmul_size,
-        "flop_count": "12*B*d*M per step: six dense B x d x M products (encode, decode, three "
-                      "backward products, one for the pre-activations/aux path), all methods",
+        "matmul_gflops": matmul, "matmul_gflops_start": matmul_start, "matmul_gflops_end": matmul_end,
+        "matmul_size": cfg.matmul_size,
+        "flop_count": "matrix-product FLOPs of one step, counted with torch FlopCounterMode "
+                      "(2 per multiply-add); a plain step is 10*B*d*M; see flops_per_BdM per method",
         "shapes": shapes, "reference": reference,
         "overhead_floor_seconds": floors,
-        "stacked_speedup": stacked["speedup"], "stacked": stacked,
+        "stacked_speedup": stacked[0]["speedup"], "stacked": stacked,
         "datagen_fraction": target["fraction"], "datagen": datagen,
         "goals": {
             "roofline_fraction_gba_256x2048": goal_row["roofline_fraction"] if goal_row else None,
@@ -337,18 +357,18 @@ def format_bench(result: dict) -> str:
     lines = [f"dense fp32 matmul ({result['matmul_size']}^3): {result['matmul_gflops']:.1f} GFLOP/s "
              f"(load average {result.get('load_average')})",
              f"FLOPs counted per step: {result['flop_count']}", ""]
-    head = f"{'d':>5} {'width':>6} {'method':<16} {'samples/s':>11} {'GFLOP/s':>8} {'roofline':>9} {'in matmul':>9}  limit"
+    head = (f"{'d':>5} {'width':>6} {'method':<15} {'samples/s':>10} {'FLOPs/BdM':>9} {'GFLOP/s':>8} "
+            f"{'roofline':>8} {'in matmul':>9}  limit")
     lines += [head, "-" * len(head)]
-    for r in result["shapes"]:
-        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<16} {r['samples_per_second']:>11.0f} "
-                     f"{r['step_gflops']:>8.1f} {r['roofline_fraction']:>9.3f} {r['matmul_only_fraction']:>9.3f}  {r['limit']}")
-    for r in result["reference"]:
-        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<16} {r['samples_per_second']:>11.0f} "
-                     f"{'':>8} {r['roofline_fraction']:>9.3f}")
-    s = result["stacked"]
-    lines += ["", f"stacked {s['models']} x {s['method']} (d={s['d']}, width={s['width']}, batch={s['batch']}): "
-              f"{s['stacked_step_seconds'] * 1e3:.2f} ms/step stacked vs {s['sequential_step_seconds'] * 1e3:.2f} ms "
-              f"sequential -> speed-up {s['speedup']:.2f}x (goal >= 4)"]
+    for r in result["shapes"] + result["reference"]:
+        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<15} {r['samples_per_second']:>10.0f} "
+                     f"{r['flops_per_BdM']:>9.1f} {r['step_gflops']:>8.1f} {r['roofline_fraction']:>8.3f} "
+                     f"{r['matmul_only_fraction']:>9.3f}  {r['limit']}")
+    lines.append("")
+    for s in result["stacked"]:
+        lines.append(f"stacked {s['models']} x {s['method']} (d={s['d']}, width={s['width']}, batch={s['batch']}): "
+                     f"{s['stacked_step_seconds'] * 1e3:.2f} ms/step stacked vs {s['sequential_step_seconds'] * 1e3:.2f} "
+                     f"ms sequential -> speed-up {s['speedup']:.2f}x (goal >= 4)")
     for g in result["datagen"]:
         lines.append(f"data generation d={g['d']} n={g['n']} s={g['s']}: {g['sample_seconds'] * 1e3:.2f} ms per batch "
                      f"= {g['fraction']:.3f} of the step it feeds (goal < 0.2)")
@@ -368,8 +388,8 @@ def save_bench(result: dict, out_dir: str) -> dict:
         json.dump(result, fh, indent=1, default=str)
     os.replace(tmp, paths["json"])
     rows = result["shapes"] + result["reference"]
-    cols = ["d", "width", "batch", "method", "samples_per_second", "step_seconds", "roofline_fraction",
-            "matmul_only_fraction", "limit"]
+    cols = ["d", "width", "batch", "method", "samples_per_second", "step_seconds", "flops_per_BdM",
+            "step_gflops", "roofline_fraction", "shape_matmul_gflops", "matmul_only_fraction", "limit"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     writer.writeheader()

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--seeds", type=int, default=None, help="seeds per setting (>= 2 for consistency)")
     p.add_argument("--methods", default=None, help="comma-separated subset of gba,ba,topk,batchtopk,relu-l1,jumprelu")
+    p.add_argument("--ks", default=None, metavar="K,K,..", help="k values of topk (default 32,64,128; quick 16,32,64)")
+    p.add_argument("--l1s", default=None, metavar="L,L,..", help="lambda values of relu-l1 (default 0.03,0.1,0.3)")
     p.add_argument("--out", default=None, help="output folder (default runs/llm-bench or runs/llm-bench-quick)")
     p.add_argument("--json", action="store_true", help="print one JSON object (with a 'methods' list) on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -44,9 +46,21 @@ def config_from_args(args):
         "model": args.model, "text": args.text, "layer": args.layer, "site": args.site, "device": args.device,
         "dtype": args.dtype, "tokens": args.tokens, "width": args.width, "steps": args.steps,
         "batch_size": args.batch_size, "seeds": args.seeds,
-        "methods": tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None,
+        "methods": _split(args.methods, str), "topk_ks": _split(args.ks, int), "l1_coefs": _split(args.l1s, float),
     }.items() if v is not None}
     return LLMBenchConfig.quick(**overrides) if args.quick else LLMBenchConfig(**overrides)
+
+
+def _split(text: str | None, kind):
+    """'a,b,c' -> a tuple of ``kind`` (None when the option was not given); bad items are ConfigErrors."""
+    if text is None:
+        return None
+    try:
+        return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+    except ValueError:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"expected a comma-separated list of {kind.__name__} values, got {text!r}") from None
 
 
 def run(args) -> int:

@@ -64,6 +64,7 @@ class BatchTopKParams(TopKParams):
 class TopK(UntiedMethod):
     Params = TopKParams
     encoder = "topk"
+    has_aux_loss = True
 
     def structural(self, cfg) -> tuple:
         return (cfg.method_params.aux_k,)
@@ -115,8 +116,7 @@ class BatchTopK(TopK):
         G, B, M = pre.shape
         positive = torch.relu(pre)
         kB_G = model.k_G * B
-        top = positive.detach().reshape(G, B * M).topk(int(kB_G.max()), dim=1).values
-        kth_G = top.gather(1, (kB_G - 1)[:, None])[:, 0]
+        kth_G = _kth_largest(positive.detach().reshape(G, B * M), kB_G)
         # keep the k x B largest positive values (float mask; the threshold is > 0 unless fewer are positive)
         keep = torch.ge(positive.detach(), kth_G.clamp(min=torch.finfo(pre.dtype).tiny)[:, None, None],
                         out=torch.empty_like(pre))
@@ -125,3 +125,11 @@ class BatchTopK(TopK):
             fresh = theta < 0
             model.threshold_G.copy_(torch.where(fresh, kth_G, beta * theta + (1 - beta) * kth_G))
         return positive * keep, None, {"threshold": model.threshold_G.clone()}
+
+
+def _kth_largest(values_GN: torch.Tensor, k_G: torch.Tensor) -> torch.Tensor:
+    """The k_g-th largest entry of each row (quickselect via kthvalue: ~5x faster than topk here)."""
+    N = values_GN.shape[1]
+    if int(k_G.min()) == int(k_G.max()):
+        return values_GN.kthvalue(N - int(k_G[0]) + 1, dim=1).values
+    return torch.stack([row.kthvalue(N - int(k) + 1).values for row, k in zip(values_GN, k_G)])

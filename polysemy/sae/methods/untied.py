@@ -18,6 +18,7 @@ from .base import Method, StepOutput, generator_for, normalise_rows_, remove_par
 
 class UntiedMethod(Method):
     encoder = "relu"
+    has_aux_loss = False
 
     def new_model(self, cfgs, d):
         return UntiedSAE(len(cfgs), d, cfgs[0].width, encoder=self.encoder)
@@ -52,7 +53,8 @@ class UntiedMethod(Method):
             aux = self.aux_loss(model, pre, x_GBD, x_hat, hyper, step)
             if aux is not None:
                 loss = loss + aux
-                extras["aux_loss"] = aux.detach()
+            if self.has_aux_loss:  # logged every step (0 without dead latents) so stacks log like single runs
+                extras["aux_loss"] = aux.detach() if aux is not None else torch.zeros_like(mse.detach())
             grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)
         grads = [g if g is not None else None for g in grads]
         i = model.trainable_names.index("W_dec_GMD")

@@ -1,0 +1,99 @@
+"""Tests of ``polysemy bench`` and its measurements (CI-sized: tiny shapes, short trials).
+
+Speed itself is not asserted (the machine is shared and noisy; speed is reported by ``benchmarks/``);
+what is asserted is the FLOP accounting, the JSON contract and the input checks.
+"""
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polysemy.cli import main
+from polysemy.errors import ConfigError
+from polysemy.experiments import throughput
+from polysemy.experiments.throughput import (BenchConfig, ReferenceStep, classify_limit, count_matmul_flops,
+                                             nominal_step_flops)
+
+
+@pytest.fixture
+def one_thread():
+    """Timing loops of tiny steps on a busy 2-core machine run far faster on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(1, 16), d=st.integers(1, 12), width=st.integers(1, 24))
+def test_reference_step_runs_exactly_the_five_products_of_a_plain_step(batch, d, width):
+    # Law: forward (encode, decode) + backward (dW_dec, dacts, dW_enc; x needs no gradient) = 10·B·d·M.
+    assert count_matmul_flops(ReferenceStep(batch, d, width)) == nominal_step_flops(batch, d, width)
+
+
+def test_library_steps_count_at_least_the_plain_step_flops():
+    # Every method must at least encode, decode and backpropagate: >= 10·B·d·M matrix FLOPs.
+    for method in ("gba", "topk", "relu-l1"):
+        step = throughput.library_step(method, 8, 64, 32)
+        assert count_matmul_flops(step) >= nominal_step_flops(32, 8, 64), method
+
+
+def test_classify_limit_follows_its_stated_rule():
+    peak = 100.0
+    assert classify_limit(1.0, 0.9, 0.5, 90.0, peak) == "python-overhead"
+    assert classify_limit(1.0, 0.9, 0.01, 90.0, peak) == "arithmetic"
+    assert classify_limit(1.0, 0.9, 0.01, 20.0, peak) == "memory-traffic (products)"
+    assert classify_limit(1.0, 0.2, 0.01, 90.0, peak) == "memory-traffic (element-wise)"
+
+
+def test_matmul_rate_is_positive_and_finite():
+    rate = throughput.measure_matmul_gflops(64, min_seconds=0.01, trials=2)
+    assert 0 < rate < 1e6  # GFLOP/s; 1 PFLOP/s would mean a broken timer
+
+
+def test_bench_config_rejects_bad_shapes():
+    with pytest.raises(ConfigError, match="width"):
+        BenchConfig(shapes=((16, 0),))
+    with pytest.raises(ConfigError, match="batch"):
+        BenchConfig(batch=0)
+
+
+def test_bench_json_quick_has_the_contract_keys(capsys, one_thread):
+    status = main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "32", "--threads", "1"])
+    assert status == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("matmul_gflops", "shapes", "stacked_speedup", "datagen_fraction"):
+        assert key in result
+    assert result["matmul_gflops"] > 0
+    assert {r["method"] for r in result["shapes"]} == {"gba", "topk"}
+    for row in result["shapes"]:
+        for key in ("d", "width", "method", "samples_per_second", "roofline_fraction", "flops_per_BdM", "limit"):
+            assert key in row
+        assert (row["d"], row["width"]) == (8, 64)
+        assert row["samples_per_second"] > 0 and row["roofline_fraction"] > 0
+        assert row["flops_per_BdM"] >= 10.0 - 1e-9
+    assert result["stacked_speedup"] > 0 and result["datagen_fraction"] > 0
+
+
+def test_bench_bad_shape_is_a_one_line_error(capsys):
+    assert main(["bench", "--shapes", "64by512"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("polysemy: error: argument --shapes: must be DxWIDTH") and "\n" not in err
+
+
+def test_bench_writes_json_and_csv(tmp_path, one_thread):
+    assert main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "16", "--methods", "topk",
+                 "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["shapes"][0]["method"] == "topk"
+    header = (tmp_path / "bench.csv").read_text().splitlines()[0]
+    assert header.startswith("d,width,batch,method,samples_per_second")
+    assert not list(tmp_path.glob("*.tmp-*"))  # atomic writes leave no temp files
+
+
+def test_seconds_per_call_rejects_a_zero_window():
+    with pytest.raises(ConfigError, match="min_seconds"):
+        throughput.seconds_per_call(lambda: None, min_seconds=0)

@@ -1,0 +1,280 @@
+"""Property-based recovery suite (issue 3, "What it must show"; PAPER.md sections 4-6).
+
+Laws of the bias-adaptation rule (exact, checked on arbitrary states) and statistical claims of the
+theory (checked on small worlds with stated bounds):
+
+- recovery where the theory puts it (light superposition d >> sqrt(n), low co-occurrence, width 4n):
+  ``gba`` and ``ba-theory`` with an in-band target find every feature;
+- no recovery where the theory rules it out (targets far above the band; dense codes with s near d);
+- GBA/BA biases stay in [-1, 0]; the rule moves a bias only in the direction that brings the neuron's
+  frequency toward its target;
+- measured frequencies move toward their targets;
+- neurons silenced on purpose (bias -1, weights re-drawn away from the learned features) fire again.
+
+The default examples are small (n <= 48, d <= 24, width 4n, 1500 steps at batch 256) so the default
+suite stays CI-sized; ``@pytest.mark.slow`` runs a larger grid (``pytest -m slow``).
+Recovery runs use a faster adaptation than the paper's defaults (every 10 steps, gamma = 0.05, lr 3e-3)
+so that 1500 steps suffice; the laws do not depend on these rates.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polysemy.sae import TrainConfig, train
+from polysemy.sae import bias_adaptation as adaptation
+from polysemy.sae.evaluate import evaluate_on_world
+from polysemy.sae.models import TiedSAE
+from polysemy.simulate import World, WorldConfig
+
+# ---------------------------------------------------------------------------------------------------
+# Exact laws of the adaptation rule (PAPER.md section 4), on arbitrary window statistics.
+# ---------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def adaptation_states(draw):
+    """A stacked TiedSAE with arbitrary biases in [-1, 0], groups, targets and window statistics, and
+    gammas in [0, 1] with eps below every target (the validated parameter ranges)."""
+    G = draw(st.integers(1, 3))
+    M = draw(st.integers(1, 24))
+    K = draw(st.integers(1, min(M, 5)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    model = TiedSAE(G, 4, M)
+    targets_K = np.sort(rng.uniform(0.002, 0.6, size=(G, K)), axis=1)
+    group = rng.integers(0, K, size=(G, M))
+    # biases: interior values plus the boundaries themselves
+    on_boundary = rng.random((G, M)) < 0.3
+    bias = np.where(on_boundary, rng.choice([-1.0, 0.0], size=(G, M)), -rng.random((G, M)))
+    samples = rng.integers(1, 5000, size=G)
+    counts = np.floor(rng.random((G, M)) ** rng.uniform(0.2, 5) * (samples[:, None] + 1)).clip(max=samples[:, None])
+    peaks = rng.exponential(rng.uniform(0.01, 3.0), size=(G, M)) * (counts > 0)
+    with torch.no_grad():
+        model.bias_GM.copy_(torch.tensor(bias, dtype=torch.float32))
+        model.group_GM.copy_(torch.tensor(group))
+        model.target_GM.copy_(torch.tensor(np.take_along_axis(targets_K, group, 1), dtype=torch.float32))
+        model.act_count_GM.copy_(torch.tensor(counts, dtype=torch.float32))
+        model.peak_GM.copy_(torch.tensor(peaks, dtype=torch.float32))
+        model.stat_samples_G.copy_(torch.tensor(samples, dtype=torch.float32))
+    eps = rng.uniform(0, 1, size=G) * targets_K.min(1)
+    gp = draw(st.lists(st.floats(0.0, 1.0), min_size=G, max_size=G))
+    gm = draw(st.lists(st.floats(0.0, 1.0), min_size=G, max_size=G))
+    as_t = lambda v: torch.tensor(np.asarray(v), dtype=torch.float32)  # noqa: E731
+    return model, as_t(gp), as_t(gm), as_t(eps)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(adaptation_states())
+def test_adaptation_keeps_biases_in_range_and_moves_them_toward_the_target(state):
+    model, gamma_plus_G, gamma_minus_G, eps_G = state
+    before, peaks = model.bias_GM.clone(), model.peak_GM.clone()
+    freq = model.act_count_GM / model.stat_samples_G[:, None]
+    too_often, nearly_dead = freq > model.target_GM, freq < eps_G[:, None]
+    adaptation.adapt_biases(model, gamma_plus_G, gamma_minus_G, eps_G)
+    after = model.bias_GM
+    assert float(after.min()) >= -1.0 and float(after.max()) <= 0.0
+    # firing too often: the threshold only rises (bias falls), by at most gamma_- * peak
+    assert bool((after[too_often] <= before[too_often]).all())
+    drop = (before - after)[too_often]
+    assert bool((drop <= (gamma_minus_G[:, None] * peaks)[too_often] + 1e-6).all())
+    # nearly dead: the threshold only falls (bias rises)
+    assert bool((after[nearly_dead] >= before[nearly_dead]).all())
+    # in between: untouched
+    between = ~too_often & ~nearly_dead
+    assert torch.equal(after[between], before[between])
+    # the window statistics start afresh
+    assert float(model.act_count_GM.abs().sum() + model.peak_GM.abs().sum() + model.stat_samples_G.abs().sum()) == 0.0
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(adaptation_states())
+def test_a_dead_neuron_is_raised_by_gamma_plus_times_its_groups_mean_peak(state):
+    """The revival step: p_m < eps gives b_m <- min(b_m + gamma_+ rbar_k, 0), rbar_k the mean positive
+    peak of neuron m's group (PAPER.md section 4)."""
+    model, gamma_plus_G, gamma_minus_G, eps_G = state
+    before, peaks, groups = model.bias_GM.clone(), model.peak_GM.clone(), model.group_GM.clone()
+    freq = model.act_count_GM / model.stat_samples_G[:, None]
+    dead = freq < eps_G[:, None]
+    adaptation.adapt_biases(model, gamma_plus_G, gamma_minus_G, eps_G)
+    for g, m in dead.nonzero().tolist():
+        same = (groups[g] == groups[g, m]) & (peaks[g] > 0)
+        rbar = float(peaks[g][same].mean()) if bool(same.any()) else 0.0
+        expected = min(float(before[g, m]) + float(gamma_plus_G[g]) * rbar, 0.0)
+        assert math.isclose(float(model.bias_GM[g, m]), expected, abs_tol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training on small worlds.
+# ---------------------------------------------------------------------------------------------------
+
+# GBA with faster adaptation than the paper's (every 10 steps, gamma 0.05) and a0 = 0.01, so that
+# 1500 steps at batch 256 suffice on these small worlds (see docs/recovery-study.md for the rates).
+FAST_GBA = {"adapt_every": 10, "gamma_plus": 0.05, "gamma_minus": 0.05, "a0": 0.01}
+
+
+def train_on(world: World, method: str, params: dict, *, steps: int, batch_size: int = 256, width: int | None = None,
+             lr: float = 3e-3, seed: int = 0, resume=None):
+    with warnings.catch_warnings():   # small buffers warn about the rarest GBA group; expected here
+        warnings.simplefilter("ignore")
+        cfg = TrainConfig(method=method, width=width or 4 * world.n, steps=steps, batch_size=batch_size, lr=lr,
+                          seed=seed, log_every=max(1, steps), params=params)
+        return train(cfg, world.stream(batch_size, seed=seed + 1000 * (resume is not None)), world.d,
+                     progress=False, resume=resume)
+
+
+def frr(model, world: World, n_samples: int = 16384) -> dict:
+    """FRR over latents that fire on fresh samples (evaluate_on_world's definition)."""
+    return evaluate_on_world(model, world, n_samples=n_samples)["frr"]
+
+
+@torch.no_grad()
+def firing_frequencies(model, world: World, n_samples: int = 16384, seed: int = 7) -> np.ndarray:
+    x = world.sample(n_samples, torch.Generator().manual_seed(seed))
+    return (model.encode(x) > 0).float().mean(0).numpy()
+
+
+def light_world(n: int, s: int, seed: int) -> World:
+    """Light superposition (d = 3n/4 >> sqrt(n)), uniform s-sparse supports: rho2 = (s-1)/(n-1) << n^-1/2.
+    (At d = 3n/4 the Gaussian dictionary of n = 32 is coherent enough, mu ~ 0.8, to cap ba-theory.)"""
+    return World(WorldConfig(n=n, d=3 * n // 4, s=s, seed=seed))
+
+
+# -- recovery where the theory puts it -----------------------------------------------------------------
+
+@settings(max_examples=3, derandomize=True, deadline=None)
+@given(n=st.sampled_from([32, 40, 48]), seed=st.integers(0, 10_000))
+def test_gba_recovers_every_feature_in_light_superposition(n, seed):
+    """n in {32, 40, 48}, d = 3n/4, s = 2, width 4n: d >> sqrt(n) and rho2 = 1/(n-1) << n^-1/2, so the
+    resonance band f <~ p <~ min(sqrt f, f d) is wide and the default GBA range (0.1 ... 0.001) covers
+    f = 2/n. Bound: over 12 draws of (n, seed) we measured FRR(0.9) >= 0.92 and FRR(0.8) = 1.0; we
+    require FRR(0.8) >= 0.95 and FRR(0.9) >= 0.85 (a failure means recovery regressed, not noise)."""
+    world = light_world(n, 2, seed)
+    result = train_on(world, "gba", FAST_GBA, steps=1500, seed=seed % 97)
+    score = frr(result.model, world)
+    assert score["0.8"] >= 0.95, score
+    assert score["0.9"] >= 0.85, score
+
+
+@settings(max_examples=3, derandomize=True, deadline=None)
+@given(n=st.sampled_from([32, 40, 48]), seed=st.integers(0, 10_000))
+def test_ba_theory_with_an_in_band_target_recovers_most_features(n, seed):
+    """The theorem's algorithm with p = 1/n (the band's lower edge n^-1 <~ p, below f = 2/n), width 4n.
+    Width 4n is far below the theorem's M >~ n p^-s = n^3, so not every feature gets a neuron: we
+    measured FRR(0.8) in [0.85, 0.92] over 12 draws and require >= 0.7; the out-of-band contrast below
+    (p = 0.5) gives <= 0.1 with the same budget."""
+    world = light_world(n, 2, seed)
+    result = train_on(world, "ba-theory", {"target": 1.0 / n}, steps=800, batch_size=512, seed=seed % 97)
+    assert frr(result.model, world)["0.8"] >= 0.7
+
+
+# -- no recovery where the theory rules it out ----------------------------------------------------------
+
+@settings(max_examples=2, derandomize=True, deadline=None)
+@given(n=st.sampled_from([32, 40, 48]), seed=st.integers(0, 10_000))
+def test_targets_far_above_the_band_do_not_recover(n, seed):
+    """Same worlds and budgets as the two recovery tests, only the target moved far above the band's
+    upper end min(sqrt f, f d) = sqrt(2/n) <= 0.25: ba-theory at p = 0.5, GBA over 0.5 ... 0.3. Every
+    neuron then fires on mixtures of many features. Bound: measured FRR(0.8) = 0 on every draw; we
+    require <= 0.1."""
+    world = light_world(n, 2, seed)
+    ba = train_on(world, "ba-theory", {"target": 0.5}, steps=800, batch_size=512, seed=seed % 97)
+    assert frr(ba.model, world)["0.8"] <= 0.1
+    gba = train_on(world, "gba", {**FAST_GBA, "htf": 0.5, "ltf": 0.3, "eps": 0.01}, steps=1500, seed=seed % 97)
+    assert frr(gba.model, world)["0.8"] <= 0.1
+
+
+@settings(max_examples=2, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_dense_codes_with_s_near_d_do_not_recover(seed):
+    """n = 40, d = 8, s = 6: s is near d (every sample mixes 6 features in 8 dimensions), far past the
+    classical limit s <~ sqrt(d)/(mu log d) and H3 (rho2 = 5/39 ~ n^-1/2): no recovery is predicted.
+    Bound: measured FRR(0.9) <= 0.05 for both methods; we require <= 0.2 (a random unit vector in d = 8
+    reaches cosine 0.9 with one of 160 latents rarely)."""
+    world = World(WorldConfig(n=40, d=8, s=6, seed=seed))
+    gba = train_on(world, "gba", FAST_GBA, steps=1500, seed=seed % 97)
+    assert frr(gba.model, world)["0.9"] <= 0.2
+    ba = train_on(world, "ba-theory", {"target": 1.0 / 40}, steps=800, batch_size=512, seed=seed % 97)
+    assert frr(ba.model, world)["0.9"] <= 0.2
+
+
+# -- biases stay in [-1, 0] during training ---------------------------------------------------------------
+
+@settings(max_examples=4, derandomize=True, deadline=None)
+@given(gamma_plus=st.floats(0.0, 1.0), gamma_minus=st.floats(0.0, 1.0), adapt_every=st.integers(1, 20),
+       steps=st.integers(1, 200), seed=st.integers(0, 10_000))
+def test_trained_biases_stay_within_minus_one_and_zero(gamma_plus, gamma_minus, adapt_every, steps, seed):
+    world = World(WorldConfig(n=24, d=12, s=2, seed=seed))
+    params = {"gamma_plus": gamma_plus, "gamma_minus": gamma_minus, "adapt_every": adapt_every, "htf": 0.3,
+              "ltf": 0.003}
+    result = train_on(world, "gba", params, steps=steps, batch_size=64, width=48, seed=seed % 97)
+    bias = result.model.stack.bias_GM
+    assert float(bias.min()) >= -1.0 and float(bias.max()) <= 0.0
+
+
+# -- measured frequencies move toward their targets --------------------------------------------------
+
+@settings(max_examples=3, derandomize=True, deadline=None)
+@given(target=st.sampled_from([0.01, 0.03, 0.1]), seed=st.integers(0, 10_000))
+def test_ba_frequencies_move_toward_the_target(target, seed):
+    """BA starts with biases 0 (every neuron fires on ~half the samples) and lowers a bias while its
+    neuron fires more often than the target. After 600 steps the median firing frequency, measured on
+    16384 fresh samples (binomial error of a frequency p: sqrt(p/16384) <= 0.003), must lie within a
+    factor 2 of the target, and 90% of the neurons within a factor 3 of it from above (the rule leaves a
+    neuron alone once it fires less often, so undershoot is allowed, overshoot is not)."""
+    world = light_world(32, 2, seed)
+    params = {**FAST_GBA, "target": target}
+    start = train_on(world, "ba", params, steps=0, width=64, seed=seed % 97)
+    before = firing_frequencies(start.model, world)
+    result = train_on(world, "ba", params, steps=600, width=64, seed=seed % 97)
+    after = firing_frequencies(result.model, world)
+    ratio_before, ratio_after = np.median(before) / target, np.median(after) / target
+    assert ratio_before > 3        # starts far above the target (sanity of the premise)
+    assert 0.5 <= ratio_after <= 2.0, (ratio_before, ratio_after)
+    assert np.mean(after <= 3 * target) >= 0.9
+
+
+def test_gba_group_frequencies_order_like_their_targets():
+    """GBA with 5 groups (0.2 ... 0.002): each group's median measured frequency lies within a factor
+    3 of its target from above, and the medians are ordered like the targets."""
+    world = light_world(32, 2, 1)
+    params = {**FAST_GBA, "groups": 5, "htf": 0.2, "ltf": 0.002}
+    result = train_on(world, "gba", params, steps=600, width=128, seed=3)
+    freq = firing_frequencies(result.model, world, n_samples=32768)
+    group = result.model.stack.group_GM[0].numpy()
+    targets = result.model.stack.target_GM[0].numpy()
+    medians = [np.median(freq[group == k]) for k in range(5)]
+    target_k = [float(targets[group == k][0]) for k in range(5)]
+    assert all(m <= 3 * t for m, t in zip(medians, target_k)), (medians, target_k)
+    assert all(a > b for a, b in zip(medians, medians[1:])), (medians, target_k)
+
+
+# -- dead neurons come back ---------------------------------------------------------------------------
+
+@settings(max_examples=2, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_silenced_neurons_fire_again(seed):
+    """Kill a quarter of the neurons of a trained GBA: bias -1 and weights re-drawn at random (away from
+    the features they had learned). Coefficients in U[0.1, 0.3] with s = 2 keep |u| = |w.(x - b_pre)|
+    well below 1, so a killed neuron cannot fire (checked). The rule raises the bias of a neuron firing
+    on fewer than eps of the window by gamma_+ times its group's mean peak, so after 600 more steps
+    every killed neuron must fire again on fresh samples (we require >= 95% of them)."""
+    world = World(WorldConfig(n=32, d=16, s=2, spread=(0.1, 0.3), seed=seed))
+    first = train_on(world, "gba", FAST_GBA, steps=300, width=64, seed=seed % 97)
+    stack = first.model.stack
+    killed = torch.randperm(64, generator=torch.Generator().manual_seed(seed))[:16]
+    with torch.no_grad():
+        stack.bias_GM[0, killed] = -1.0
+        w = torch.randn(16, world.d, generator=torch.Generator().manual_seed(seed + 1))
+        stack.w_GMD[0, killed] = w / w.norm(dim=1, keepdim=True)
+    assert firing_frequencies(first.model, world)[killed.numpy()].max() == 0.0
+    cfg_steps = 900
+    again = train_on(world, "gba", FAST_GBA, steps=cfg_steps, width=64, seed=seed % 97, resume=first)
+    revived = firing_frequencies(again.model, world)[killed.numpy()] > 0
+    assert revived.mean() >= 0.95, revived
