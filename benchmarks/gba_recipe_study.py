@@ -82,6 +82,10 @@ VARIANTS: dict[str, dict] = {
     "gamma=0.05+a0=0.01+lr=3e-3+lr-decay": {"gamma_plus": 0.05, "gamma_minus": 0.05, "a0": 0.01, "lr": 3e-3,
                                             "lr_schedule": "linear-decay", "lr_decay_start": 0.5},
     "gamma=0.05+a0=0.01+adapt_every=10": {"gamma_plus": 0.05, "gamma_minus": 0.05, "a0": 0.01, "adapt_every": 10},
+    "gamma=0.1": {"gamma_plus": 0.1, "gamma_minus": 0.1},
+    "gamma=0.2+a0=0.01": {"gamma_plus": 0.2, "gamma_minus": 0.2, "a0": 0.01},
+    "gamma=0.1+a0=0.01+lr-decay": {"gamma_plus": 0.1, "gamma_minus": 0.1, "a0": 0.01,
+                                   "lr_schedule": "linear-decay", "lr_decay_start": 0.5},
     # the number of steps
     "steps=10000": {"steps": 10000},
     "steps=10000+lr-decay": {"steps": 10000, "lr_schedule": "linear-decay", "lr_decay_start": 0.5},

@@ -20,6 +20,7 @@ import matplotlib
 if not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -332,6 +333,7 @@ def draw_sensitivity(frames: dict, quick: bool) -> Drawn:
             ax.errorbar(g["value"], g[f"{metric}.mean"], yerr=g[f"{metric}.std"].fillna(0), fmt=style,
                         capsize=2, label=name)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(knob, fontsize=9)
         ax.set_xlabel(knob.split(" ", 1)[1] if " " in knob else knob)

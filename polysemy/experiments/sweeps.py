@@ -35,15 +35,15 @@ SWEEP_GAMMA = 0.05
 def _train(quick: bool, method: str = "gba", **kw):
     """Base training config of the sweeps (our choice): short runs for quick grids, longer for full."""
     from ..sae import TrainConfig
-    base = dict(method=method, width=128, steps=2000 if quick else 6000, batch_size=256 if quick else 512,
-                lr=1e-3, log_every=500)
+    base = dict(method=method, width=128, steps=2000 if quick else 5000, batch_size=256, lr=1e-3,
+                log_every=500)
     base.update(kw)
     if method in ("gba", "ba"):
         base["params"] = {"gamma_plus": SWEEP_GAMMA, "gamma_minus": SWEEP_GAMMA, **base.get("params", {})}
     return TrainConfig(**base)
 
 
-def _seeds(quick: bool, full: int = 3) -> tuple:
+def _seeds(quick: bool, full: int = 2) -> tuple:
     return (0,) if quick else tuple(range(full))
 
 
@@ -70,17 +70,17 @@ def _resonance(kind: str, quick: bool) -> SweepSpec:
         description=f"BA's FRR over (d, p/f) at n={n}, s={world.s} ({kind} superposition)",
         world=world.replace(d=d_lo),
         train=_train(quick, "ba", width=2 * n),
-        axes=(Axis("world.d", start=d_lo, stop=d_hi, num=3 if quick else 7, scale="log", integer=True),
-              Axis("p_over_f", start=0.25, stop=32.0, num=5 if quick else 11, scale="log")),
-        seeds=_seeds(quick, 2),
+        axes=(Axis("world.d", start=d_lo, stop=d_hi, num=3 if quick else 5, scale="log", integer=True),
+              Axis("p_over_f", start=0.25, stop=32.0, num=5 if quick else 8, scale="log")),
+        seeds=_seeds(quick, 1),
         eval_samples=_eval(quick),
     )
 
 
 # -- 2. co-occurrence -------------------------------------------------------------------------------
 def _cooccurrence(quick: bool) -> SweepSpec:
-    n = 64 if quick else 256
-    world = _world(n=n, d=32 if quick else 64, s=2, support="cooccur", rho2=0.5)
+    n = 64 if quick else 128
+    world = _world(n=n, d=32 if quick else 48, s=2, support="cooccur", rho2=0.5)
     f = 2 / n
     return SweepSpec(
         name="cooccurrence",
@@ -97,11 +97,11 @@ def _cooccurrence(quick: bool) -> SweepSpec:
 
 # -- 3. width, imbalance, relative occurrence -----------------------------------------------------------
 def _width(quick: bool) -> SweepSpec:
-    n = 64 if quick else 256
+    n = 64 if quick else 128
     return SweepSpec(
         name="width",
         description="FRR against SAE width M / n (uniform world)",
-        world=_world(n=n, d=32 if quick else 64, s=3),
+        world=_world(n=n, d=32 if quick else 48, s=3),
         train=_train(quick),
         axes=(Axis("width_over_n", values=(0.5, 1.0, 2.0, 4.0) if quick else (0.25, 0.5, 1, 2, 4, 8)),
               Axis("method", values=({"label": "GBA", "train.method": "gba"},
@@ -112,11 +112,11 @@ def _width(quick: bool) -> SweepSpec:
 
 
 def _imbalance(quick: bool) -> SweepSpec:
-    n = 64 if quick else 256
+    n = 64 if quick else 128
     return SweepSpec(
         name="imbalance",
         description="FRR against coefficient imbalance (magnitudes geometric from 1 down to 1/imbalance)",
-        world=_world(n=n, d=32 if quick else 64, s=3, magnitude_profile="geometric", imbalance=2.0),
+        world=_world(n=n, d=32 if quick else 48, s=3, magnitude_profile="geometric", imbalance=2.0),
         train=_train(quick, width=2 * n),
         axes=(Axis("world.imbalance", values=(1.0, 3.0, 10.0, 30.0) if quick else (1, 2, 4, 8, 16, 32, 64, 128)),),
         seeds=_seeds(quick),
@@ -125,12 +125,12 @@ def _imbalance(quick: bool) -> SweepSpec:
 
 
 def _occurrence(quick: bool) -> SweepSpec:
-    n = 64 if quick else 256
+    n = 64 if quick else 128
     f_max = 0.1
     return SweepSpec(
         name="occurrence",
         description="FRR against relative occurrence: Zipf frequencies from f_max=0.1 down to f_min",
-        world=_world(n=n, d=32 if quick else 64, s=3, support="bernoulli", frequency_profile="zipf",
+        world=_world(n=n, d=32 if quick else 48, s=3, support="bernoulli", frequency_profile="zipf",
                      f_max=f_max, f_min=f_max / 2),
         train=_train(quick, width=2 * n),
         axes=(Axis("world.f_min", values=tuple(f_max / r for r in ((1.0, 4.0, 16.0, 64.0) if quick
@@ -142,11 +142,11 @@ def _occurrence(quick: bool) -> SweepSpec:
 
 # -- 4. activation functions --------------------------------------------------------------------------
 def _activations(quick: bool) -> SweepSpec:
-    n = 64 if quick else 256
+    n = 64 if quick else 128
     return SweepSpec(
         name="activations",
         description="GBA's tied SAE with JumpReLU, ReLU and smooth-ReLU activations, against sparsity s",
-        world=_world(n=n, d=32 if quick else 64, s=3),
+        world=_world(n=n, d=32 if quick else 48, s=3),
         train=_train(quick, width=2 * n),
         axes=(Axis("world.s", values=(2, 4, 8) if quick else (1, 2, 3, 4, 6, 8, 12, 16)),
               Axis("train.activation", values=("jumprelu", "relu", "smooth-relu"))),
@@ -203,13 +203,13 @@ def _phase(quick: bool) -> SweepSpec:
         name="phase",
         description="Success (FRR(0.9)) over (delta = d/n, rho = s/d) for GBA, TopK and ReLU+L1; several n",
         world=_world(n=64, d=32, s=3),
-        train=_train(quick),
+        train=_train(quick, steps=1200) if quick else _train(quick),
         axes=(Axis("world.n", values=(64,) if quick else (64, 128)),
-              Axis("delta", values=(0.25, 0.5, 0.75) if quick else (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)),
-              Axis("rho", values=(0.05, 0.15, 0.4) if quick else (0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)),
+              Axis("delta", values=(0.25, 0.5, 0.75) if quick else (0.125, 0.25, 0.375, 0.5, 0.75)),
+              Axis("rho", values=(0.05, 0.15, 0.4) if quick else (0.03, 0.06, 0.1, 0.15, 0.25, 0.4, 0.6)),
               Axis("width_over_n", values=(2.0,)),
               Axis("method", values=PHASE_METHODS)),
-        seeds=_seeds(quick, 2),
+        seeds=_seeds(quick, 1),
         eval_samples=_eval(quick),
     )
 
@@ -230,11 +230,11 @@ def _sensitivity(quick: bool) -> SweepSpec:
         + _knob("relu-l1", "l1", (1e-3, 1e-2, 1e-1) if q else (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), "L1 lambda")
         + _knob("jumprelu", "threshold", (0.01, 0.1, 0.5) if q else (0.003, 0.01, 0.03, 0.1, 0.2, 0.5), "JumpReLU threshold")
     )
-    n = 64 if quick else 256
+    n = 64 if quick else 128
     return SweepSpec(
         name="sensitivity",
         description="Recovery against each method's own knob (uniform world, s=3)",
-        world=_world(n=n, d=32 if quick else 64, s=3),
+        world=_world(n=n, d=32 if quick else 48, s=3),
         train=_train(quick, width=2 * n),
         axes=(Axis("variant", values=tuple(variants)),),
         seeds=_seeds(quick),

@@ -124,7 +124,7 @@ class ReferenceStep:
     reaches. Its backward runs exactly the five B·d·M products of a plain step (x needs no gradient).
 
     It is the yardstick for the library's steps: a method step much slower than this one at the same
-    shape spends its time outside the six products (bookkeeping, copies, Python).
+    shape spends its time outside the five products (bookkeeping, copies, Python).
     """
 
     def __init__(self, batch: int, d: int, width: int, seed: int = 0):
@@ -216,9 +216,10 @@ def bench_world(d: int, width: int, s: int):
 def library_step(method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0):
     """A closure running one training step of ``method`` (``models`` stacked) on world data.
 
-    Uses ``polysemy.sae.timing`` if the sae package provides it, else the trainer's own
-    ``one_step`` on a freshly initialised stack: the same code path as ``polysemy.sae.train``.
-    Batches are drawn from a world before timing and cycled, so data generation is not timed here.
+    It runs the trainer's own ``one_step`` on a freshly initialised stack, the code path of
+    ``polysemy.sae.train`` (as ``polysemy.sae.timing.time_steps`` does; a closure is needed here to
+    repeat trials and count FLOPs). Batches are drawn from a world before timing and cycled, so data
+    generation is not timed here (it is measured on its own by :func:`datagen_cost`).
     """
     import itertools
 
