@@ -77,12 +77,13 @@ def draw_resonance(frames: dict, quick: bool) -> Drawn:
         ax.set_yscale("log")
         n, s_ = int(_first(df, "world.n")), int(_first(df, "world.s"))
         f = s_ / n
-        d_line = np.geomspace(ds.min() / 1.4, ds.max() * 1.4, 100)
+        d_edges = _geometric_edges(ds)
+        d_line = np.geomspace(d_edges[0], d_edges[-1], 100)
         hi = [bands.resonance_band(f, d)[1] / f for d in d_line]
-        ax.plot(d_line, np.ones_like(d_line), "w--", lw=1.5, label="p = f (band low)")
-        ax.plot(d_line, hi, "w-", lw=1.5, label="p = min(sqrt f, f d) (band high)")
-        ax.axvline(math.sqrt(n), color="orange", lw=1.5, label="d = sqrt(n)")
-        ax.set_xlim(d_line[0], d_line[-1])
+        ax.plot(d_line, np.ones_like(d_line), color="red", ls="--", lw=1.8, label="p = f (band low)")
+        ax.plot(d_line, hi, color="red", lw=1.8, label="p = min(sqrt f, f d) (band high)")
+        ax.axvline(math.sqrt(n), color="orange", lw=2, label="d = sqrt(n)")
+        ax.set_xlim(d_edges[0], d_edges[-1])
         ax.set_xlabel("ambient dimension d")
         ax.set_ylabel("target frequency p / f")
         ax.set_title(f"{kind} preset: n={n}, s={s_}, f={f:.3g}")

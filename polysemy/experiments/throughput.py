@@ -3,8 +3,9 @@
 What is measured (all fp32, CPU, in one process, so ratios are comparable within a run):
 
 * ``matmul_gflops``: the dense fp32 rate of this machine: the best trial of square
-  ``[N, N] @ [N, N]`` products (2·N³ FLOPs each), measured at the start and again at the end of the run
-  (the larger is kept: on a shared machine the best observation is the closest to the true limit).
+  ``[N, N] @ [N, N]`` products (2·N³ FLOPs each), measured at the start, between shapes and at the end
+  of the run (the largest is kept: on a shared machine the best observation is the closest to the true
+  limit). Step times are best trials too (:func:`seconds_per_call`), so ratios compare like with like.
 * Each method's step FLOPs are *counted*, not assumed: ``torch.utils.flop_counter.FlopCounterMode``
   records every matrix product (mm, bmm, baddbmm, addmm) of one training step, 2 FLOPs per
   multiply-add. A standard step has five dense B·d·M products (forward: encode x_BD @ W_DM and decode
@@ -22,7 +23,6 @@ What is measured (all fp32, CPU, in one process, so ratios are comparable within
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -53,9 +53,10 @@ def count_matmul_flops(fn: Callable[[], object]) -> int:
 
 def seconds_per_call(fn: Callable[[], object], *, min_seconds: float = 0.2, trials: int = 3,
                      warmup: int = 2) -> float:
-    """Median over ``trials`` of the mean seconds per call, each trial lasting ≥ ``min_seconds``.
+    """Best (smallest) over ``trials`` of the mean seconds per call, each trial ≥ ``min_seconds``.
 
-    The median of a few trials damps the noise of a shared machine; every trial runs whole calls.
+    On a shared machine other jobs only ever slow a trial down, so the best trial is the closest to
+    the undisturbed cost; the roofline is a best trial too, so their ratio compares like with like.
     """
     require(min_seconds > 0, f"min_seconds must be > 0, got {min_seconds!r}")
     require_int_range("trials", trials, 1)
@@ -71,7 +72,7 @@ def seconds_per_call(fn: Callable[[], object], *, min_seconds: float = 0.2, tria
             if elapsed >= min_seconds:
                 break
         results.append(elapsed / calls)
-    return statistics.median(results)
+    return min(results)
 
 
 def measure_matmul_gflops(size: int = 1024, *, min_seconds: float = 0.3, trials: int = 5) -> float:
@@ -305,7 +306,10 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
     floors["reference-relu"] = seconds_per_call(ReferenceStep(8, 8, 64), min_seconds=cfg.min_seconds / 2)
     timed = []
     jobs = [(d, w, m) for d, w in cfg.shapes for m in cfg.methods] + [(d, w, None) for d, w in cfg.shapes]
-    for d, w, m in tqdm(jobs, desc="bench", unit="step", file=sys.stderr, disable=not progress):
+    roofline_samples = [matmul_start]
+    for i, (d, w, m) in enumerate(tqdm(jobs, desc="bench", unit="step", file=sys.stderr, disable=not progress)):
+        if i % len(cfg.methods) == 0 and i:  # re-measure the roofline now and then: keep the best
+            roofline_samples.append(measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds))
         if m is None:  # the bare-torch yardstick at the same shape
             step, label, floor = ReferenceStep(cfg.batch, d, w), "reference-relu", floors["reference-relu"]
         else:
@@ -319,7 +323,8 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
         step_s = next(r["step_seconds"] for r in timed if (r["d"], r["width"], r["method"]) == (d, w, head_method))
         datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds))
     matmul_end = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
-    matmul = max(matmul_start, matmul_end)
+    roofline_samples.append(matmul_end)
+    matmul = max(roofline_samples)
     for r in timed:  # rescale to the best roofline observed in the run
         r["roofline_fraction"] = r["step_gflops"] / matmul
         r["limit"] = classify_limit(r["step_seconds"], r["matmul_only_fraction"] * r["step_seconds"],
@@ -330,6 +335,7 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
     goal_row = next((r for r in shapes if (r["d"], r["width"], r["method"]) == (256, 2048, head_method)), None)
     return {
         "matmul_gflops": matmul, "matmul_gflops_start": matmul_start, "matmul_gflops_end": matmul_end,
+        "matmul_gflops_samples": roofline_samples,
         "matmul_size": cfg.matmul_size,
         "flop_count": "matrix-product FLOPs of one step, counted with torch FlopCounterMode "
                       "(2 per multiply-add); a plain step is 10*B*d*M; see flops_per_BdM per method",

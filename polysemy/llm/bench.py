@@ -32,10 +32,11 @@ from .sites import DTYPES, SITES
 
 METHODS = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
 
-# The quick run is short (a few hundred steps), so bias adaptation runs on a compressed schedule:
-# adapt every 10 steps with 5x the paper's step size, over a buffer of 10,240 samples (>= 10 / ltf).
-# Our choice; the paper's schedule (every 50 steps of 512, gamma 0.01) is the default of full runs.
-QUICK_ADAPTATION = {"gamma_plus": 0.05, "gamma_minus": 0.05, "adapt_every": 10, "buffer": 10240}
+# The quick run is short (800 steps of 256), so bias adaptation takes 5x the paper's step size
+# (gamma 0.05) and adapts every 40 steps over the last 10,240 samples (>= 10 / ltf, so the rarest
+# group's neurons are seen firing): 20 adaptations in the run. Our choice; full runs use the paper's
+# schedule (every 50 steps of 512, gamma 0.01).
+QUICK_ADAPTATION = {"gamma_plus": 0.05, "gamma_minus": 0.05, "adapt_every": 40, "buffer": 10240}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +95,8 @@ class LLMBenchConfig(Config):
 
     @classmethod
     def quick(cls, **overrides) -> "LLMBenchConfig":
-        """CPU defaults of ``--quick`` (about 15 minutes on 2 cores); ``overrides`` win."""
-        base = dict(layer=6, tokens=131_072, eval_tokens=8192, ce_contexts=8, ce_seeds=1, width=1152, steps=600,
+        """CPU defaults of ``--quick`` (about 10 CPU-minutes; see docs/llm.md); ``overrides`` win."""
+        base = dict(layer=6, tokens=131_072, eval_tokens=8192, ce_contexts=8, ce_seeds=1, width=1152, steps=800,
                     batch_size=256, topk_ks=(16, 32, 64), batchtopk_k=32,
                     gba_params=dict(QUICK_ADAPTATION), ba_params=dict(QUICK_ADAPTATION),
                     snippet_features=16, snippets_per_feature=6)
@@ -173,7 +174,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results."""
     from ..sae import TrainConfig, train
     from .extract import extract_activations
-    from .figures import consistency_figure, frontier_figure
+    from .figures import figures_from_report
     from .model import check_device, load_model
     from .snippets import choose_features, snippets_page, write_text_atomic
     from .splice import CEEvaluator
@@ -260,8 +261,6 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     floor = random_consistency(cfg.width, lm.d_model, cfg.alpha, cfg.threshold)
     title = (f"{lm.name.split('/')[-1]}, layer {cfg.layer} {cfg.site}, width {cfg.width}, "
              f"{train_store.meta['n_kept_tokens']} tokens, {cfg.steps} steps x {cfg.batch_size}, {cfg.seeds} seeds")
-    frontier_figure(rows, out / "frontier.png", title)
-    consistency_figure(rows, floor["consistency"], out / "consistency.png", title, cfg.alpha, cfg.threshold)
     if "gba" in cfg.methods and cfg.snippet_features > 0:
         _, result, m, _ = runs[("gba", "")][0]
         features = choose_features(m["firing_frequency"], cfg.snippet_features, seed=0)
@@ -272,7 +271,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         write_text_atomic(out / "snippets.html", page)
 
     report = {
-        "benchmark": "llm-bench", "model": lm.name, "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
+        "benchmark": "llm-bench", "title": title, "model": lm.name, "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
         "dtype": cfg.dtype, "d": lm.d_model, "width": cfg.width, "train_tokens": train_store.meta["n_kept_tokens"],
         "eval_tokens": int(x_eval.shape[0]), "ce_tokens": int(cfg.ce_contexts * (T - 2)),
         "ce_clean": ce_eval.ce_clean, "ce_zero": ce_eval.ce_zero,
@@ -289,8 +288,10 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         "figures": {"frontier": str(out / "frontier.png"), "consistency": str(out / "consistency.png"),
                     "snippets": str(out / "snippets.html") if (out / "snippets.html").exists() else None},
     }
-    write_json_atomic(out / "results.json", _jsonable(report))
-    return _jsonable(report)
+    report = _jsonable(report)
+    figures_from_report(report, out)
+    write_json_atomic(out / "results.json", report)
+    return report
 
 
 def _gba_targets(sae, features: list[int]) -> dict[int, str] | None:
@@ -315,7 +316,7 @@ def _jsonable(obj):
 def format_table(report: dict) -> str:
     """A plain-text table of the per-method rows, for the terminal."""
     head = (f"{'method':<10} {'setting':<9} {'nmse':>7} {'EV':>6} {'L0':>7} {'L0/M':>7} {'alive':>6} "
-            f"{'CE rec':>7} {'consist':>7} {'sec':>6}")
+            f"{'CE rec':>7} {'consist':>7} {'MCS':>5} {'sec':>6}")
     lines = [f"{report['model']}  layer {report['layer']} {report['site']}  width {report['width']}  "
              f"{report['train_tokens']} training tokens  CE clean {report['ce_clean']:.3f} / zero "
              f"{report['ce_zero']:.3f}", head, "-" * len(head)]
@@ -326,7 +327,10 @@ def format_table(report: dict) -> str:
     for r in report["methods"]:
         lines.append(f"{r['method']:<10} {r['setting']:<9} {f(r['nmse'], '7.4f')} {f(r['explained_variance'], '6.3f')} "
                      f"{f(r['l0'], '7.1f')} {f(r['l0_over_width'], '7.4f')} {f(r['alive_fraction'], '6.3f')} "
-                     f"{f(r['ce_recovered'], '7.3f')} {f(r['consistency'], '7.3f')} {f(r['seconds'], '6.0f')}")
-    lines.append(f"consistency of two random dictionaries: {report['consistency_random']:.3f}; "
+                     f"{f(r['ce_recovered'], '7.3f')} {f(r['consistency'], '7.3f')} {f(r['consistency_mean_mcs'], '5.2f')} "
+                     f"{f(r['seconds'], '6.0f')}")
+    lines.append(f"consist = fraction of top-alpha neurons with cross-seed MCS > threshold, MCS = their mean "
+                 f"max cosine; two random dictionaries: {report['consistency_random']:.3f} / "
+                 f"{report['consistency_random_mean_mcs']:.2f}; "
                  f"total {report['seconds']['total']:.0f} s")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                     "nmse, explained variance, L0, alive fraction, CE-loss recovered, cross-seed consistency "
                     "and seconds, with the sparsity-frontier and consistency figures and a snippet page.")
     p.add_argument("--quick", action="store_true", help="CPU defaults: layer 6, 131k tokens, width 1152, "
-                   "600 steps, 2 seeds (about 15 minutes on 2 cores)")
+                   "800 steps, 2 seeds (about 10 CPU-minutes)")
     p.add_argument("--model", default=None, metavar="PATH", help="local HF model folder or .gguf file "
                    "(default: the packaged SmolLM2-135M-Instruct)")
     p.add_argument("--text", default=None, metavar="PATH", help="corpus (.json like the packaged one, or .txt "

@@ -4,17 +4,19 @@ Laws of the bias-adaptation rule (exact, checked on arbitrary states) and statis
 theory (checked on small worlds with stated bounds):
 
 - recovery where the theory puts it (light superposition d >> sqrt(n), low co-occurrence, width 4n):
-  ``gba`` and ``ba-theory`` with an in-band target find every feature;
+  ``gba`` finds every feature, ``ba-theory`` with an in-band target most of them (width 4n is far
+  below the theorem's width condition);
 - no recovery where the theory rules it out (targets far above the band; dense codes with s near d);
 - GBA/BA biases stay in [-1, 0]; the rule moves a bias only in the direction that brings the neuron's
   frequency toward its target;
 - measured frequencies move toward their targets;
 - neurons silenced on purpose (bias -1, weights re-drawn away from the learned features) fire again.
 
-The default examples are small (n <= 48, d <= 24, width 4n, 1500 steps at batch 256) so the default
-suite stays CI-sized; ``@pytest.mark.slow`` runs a larger grid (``pytest -m slow``).
-Recovery runs use a faster adaptation than the paper's defaults (every 10 steps, gamma = 0.05, lr 3e-3)
-so that 1500 steps suffice; the laws do not depend on these rates.
+The default examples are small (n <= 48, d <= 36, width 4n, <= 1500 steps at batch 256) so the
+default suite stays CI-sized; ``@pytest.mark.slow`` runs a larger grid (``pytest -m slow``).
+GBA/BA runs use a faster adaptation than the paper's (every 10 steps, gamma = 0.05, a0 = 0.01, lr
+3e-3: ``FAST_GBA``) so that 1500 steps suffice; the claims do not depend on these rates
+(docs/recovery-study.md shows the same effects at the default interval with gamma = 0.1).
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def light_world(n: int, s: int, seed: int) -> World:
 def test_gba_recovers_every_feature_in_light_superposition(n, seed):
     """n in {32, 40, 48}, d = 3n/4, s = 2, width 4n: d >> sqrt(n) and rho2 = 1/(n-1) << n^-1/2, so the
     resonance band f <~ p <~ min(sqrt f, f d) is wide and the default GBA range (0.1 ... 0.001) covers
-    f = 2/n. Bound: over 12 draws of (n, seed) we measured FRR(0.9) >= 0.92 and FRR(0.8) = 1.0; we
+    f = 2/n. Bound: over 6 draws of (n, seed) we measured FRR(0.8) = 1.0 and FRR(0.9) >= 0.979; we
     require FRR(0.8) >= 0.95 and FRR(0.9) >= 0.85 (a failure means recovery regressed, not noise)."""
     world = light_world(n, 2, seed)
     result = train_on(world, "gba", FAST_GBA, steps=1500, seed=seed % 97)
@@ -168,12 +170,12 @@ def test_gba_recovers_every_feature_in_light_superposition(n, seed):
 @given(n=st.sampled_from([32, 40, 48]), seed=st.integers(0, 10_000))
 def test_ba_theory_with_an_in_band_target_recovers_most_features(n, seed):
     """The theorem's algorithm with p = 1/n (the band's lower edge n^-1 <~ p, below f = 2/n), width 4n.
-    Width 4n is far below the theorem's M >~ n p^-s = n^3, so not every feature gets a neuron: we
-    measured FRR(0.8) in [0.85, 0.92] over 12 draws and require >= 0.7; the out-of-band contrast below
-    (p = 0.5) gives <= 0.1 with the same budget."""
+    Width 4n is far below the theorem's M >~ n p^-s = n^3, so not every feature gets a neuron: over 11
+    draws we measured FRR(0.8) in [0.875, 1.0] and require >= 0.75; the out-of-band contrast below
+    (p = 0.5) gives FRR(0.9) = 0 with the same budget."""
     world = light_world(n, 2, seed)
     result = train_on(world, "ba-theory", {"target": 1.0 / n}, steps=800, batch_size=512, seed=seed % 97)
-    assert frr(result.model, world)["0.8"] >= 0.7
+    assert frr(result.model, world)["0.8"] >= 0.75
 
 
 # -- no recovery where the theory rules it out ----------------------------------------------------------
@@ -183,27 +185,29 @@ def test_ba_theory_with_an_in_band_target_recovers_most_features(n, seed):
 def test_targets_far_above_the_band_do_not_recover(n, seed):
     """Same worlds and budgets as the two recovery tests, only the target moved far above the band's
     upper end min(sqrt f, f d) = sqrt(2/n) <= 0.25: ba-theory at p = 0.5, GBA over 0.5 ... 0.3. Every
-    neuron then fires on mixtures of many features. Bound: measured FRR(0.8) = 0 on every draw; we
-    require <= 0.1."""
+    neuron then fires on mixtures of many features. Bound: measured FRR(0.9) = 0 on every draw (GBA's
+    FRR(0.8) reached 0.52 once: its neurons come near features, never onto them); we require
+    FRR(0.9) <= 0.1, where the in-band runs above reach >= 0.85."""
     world = light_world(n, 2, seed)
     ba = train_on(world, "ba-theory", {"target": 0.5}, steps=800, batch_size=512, seed=seed % 97)
-    assert frr(ba.model, world)["0.8"] <= 0.1
+    assert frr(ba.model, world)["0.9"] <= 0.1
     gba = train_on(world, "gba", {**FAST_GBA, "htf": 0.5, "ltf": 0.3, "eps": 0.01}, steps=1500, seed=seed % 97)
-    assert frr(gba.model, world)["0.8"] <= 0.1
+    assert frr(gba.model, world)["0.9"] <= 0.1
 
 
 @settings(max_examples=2, derandomize=True, deadline=None, phases=NO_SHRINK)
 @given(seed=st.integers(0, 10_000))
 def test_dense_codes_with_s_near_d_do_not_recover(seed):
-    """n = 40, d = 8, s = 6: s is near d (every sample mixes 6 features in 8 dimensions), far past the
-    classical limit s <~ sqrt(d)/(mu log d) and H3 (rho2 = 5/39 ~ n^-1/2): no recovery is predicted.
-    Bound: measured FRR(0.9) <= 0.05 for both methods; we require <= 0.2 (a random unit vector in d = 8
-    reaches cosine 0.9 with one of 160 latents rarely)."""
-    world = World(WorldConfig(n=40, d=8, s=6, seed=seed))
+    """n = 48, d = 16, s = 12: s is near d (every sample mixes 12 features in 16 dimensions), far past
+    the classical limit s <~ sqrt(d)/(mu log d) and H3 (rho2 = 11/47 > n^-1/2 = 0.14): no recovery is
+    predicted. Bound: over 3 draws we measured FRR(0.9) <= 0.021 for both methods (FRR(0.8) <= 0.083);
+    we require FRR(0.9) <= 0.1. (At d = 8 chance matches are common: 160 latents in 8 dimensions gave
+    FRR(0.9) up to 0.25, so d = 16 keeps the test about recovery, not about chance.)"""
+    world = World(WorldConfig(n=48, d=16, s=12, seed=seed))
     gba = train_on(world, "gba", FAST_GBA, steps=1500, seed=seed % 97)
-    assert frr(gba.model, world)["0.9"] <= 0.2
-    ba = train_on(world, "ba-theory", {"target": 1.0 / 40}, steps=800, batch_size=512, seed=seed % 97)
-    assert frr(ba.model, world)["0.9"] <= 0.2
+    assert frr(gba.model, world)["0.9"] <= 0.1
+    ba = train_on(world, "ba-theory", {"target": 1.0 / 48}, steps=800, batch_size=512, seed=seed % 97)
+    assert frr(ba.model, world)["0.9"] <= 0.1
 
 
 # -- biases stay in [-1, 0] during training ---------------------------------------------------------------
@@ -295,3 +299,62 @@ def test_silenced_neurons_fire_again(seed):
     assert float(again.model.stack.bias_GM[0, killed].max()) > -1.0
     revived = firing_frequencies(again.model, world, n_samples=65536)[killed.numpy()] > 0
     assert revived.mean() >= 0.95, revived
+
+
+# ---------------------------------------------------------------------------------------------------
+# The larger grid (pytest -m slow): the same claims on bigger worlds, one test per point and seed.
+# Set POLYSEMY_RECOVERY_GRID_OUT=path.jsonl to record every point's scores.
+# ---------------------------------------------------------------------------------------------------
+
+# (claim, method, n, d, s, params) ; "1/n" is resolved per world
+SLOW_GRID = [
+    ("recovers", "gba", 64, 48, 2, FAST_GBA),
+    ("recovers", "gba", 64, 48, 3, FAST_GBA),
+    ("recovers", "gba", 96, 72, 2, FAST_GBA),
+    ("recovers", "gba", 128, 96, 3, FAST_GBA),
+    ("recovers", "ba-theory", 64, 48, 2, {"target": "1/n"}),
+    ("recovers", "ba-theory", 96, 72, 2, {"target": "1/n"}),
+    ("fails: target above band", "ba-theory", 64, 48, 2, {"target": 0.5}),
+    ("fails: target above band", "gba", 64, 48, 2, {**FAST_GBA, "htf": 0.5, "ltf": 0.3, "eps": 0.01}),
+    ("fails: s near d", "gba", 48, 16, 12, FAST_GBA),
+    ("fails: s near d", "ba-theory", 48, 16, 12, {"target": "1/n"}),
+    ("fails: s near d", "gba", 64, 24, 18, FAST_GBA),
+    ("fails: s near d", "ba-theory", 64, 24, 18, {"target": "1/n"}),
+]
+
+
+def _grid_id(point, seed):
+    claim, method, n, d, s, _ = point
+    return f"{claim.split(':')[0]}-{method}-n{n}-d{d}-s{s}-seed{seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,seed", [(p, seed) for p in SLOW_GRID for seed in (0, 1)],
+                         ids=[_grid_id(p, seed) for p in SLOW_GRID for seed in (0, 1)])
+def test_recovery_grid(point, seed):
+    """Bounds as in the default tests: recovery means FRR(0.9) >= 0.9 for gba and FRR(0.8) >= 0.75
+    for ba-theory at width 4n; failure means FRR(0.9) <= 0.1."""
+    import json
+    import os
+    import time
+
+    claim, method, n, d, s, params = point
+    params = {k: (1.0 / n if v == "1/n" else v) for k, v in params.items()}
+    world = World(WorldConfig(n=n, d=d, s=s, seed=seed))
+    started = time.perf_counter()
+    if method == "ba-theory":
+        result = train_on(world, method, params, steps=1000, batch_size=512, seed=seed)
+    else:
+        result = train_on(world, method, params, steps=2000, seed=seed)
+    score = frr(result.model, world, n_samples=32768)
+    seconds = time.perf_counter() - started
+    out = os.environ.get("POLYSEMY_RECOVERY_GRID_OUT")
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps({"id": _grid_id(point, seed), "claim": claim, "method": method, "n": n, "d": d,
+                                 "s": s, "seed": seed, "frr": score, "seconds": seconds}) + "\n")
+    if claim == "recovers":
+        key, bound = ("0.9", 0.9) if method == "gba" else ("0.8", 0.75)
+        assert score[key] >= bound, score
+    else:
+        assert score["0.9"] <= 0.1, score
