@@ -52,7 +52,7 @@ ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
     "TopK K=20": ("topk", {"k": 20}, 1.000, 0.984),
     "TopK K=30": ("topk", {"k": 30}, 0.984, 0.242),
     "TopK K=50": ("topk", {"k": 50}, 0.945, 0.234),
-    "GBA full range, paper gamma/a0": ("gba", {}, 1.000, 1.000),
+    "GBA full range (paper gamma/a0)": ("gba", {}, 1.000, 1.000),
     "GBA full range (0.1..0.001)": ("gba", RECOMMENDED_GBA, 1.000, 1.000),
     "GBA missing f (0.5..0.2)": ("gba", {**RECOMMENDED_GBA, "htf": 0.5, "ltf": 0.2}, 0.383, 0.039),
     "GBA missing f (0.01..0.001)": ("gba", {**RECOMMENDED_GBA, "htf": 0.01, "ltf": 0.001}, 0.383, 0.039),

@@ -246,10 +246,14 @@ def make_row(spec: SystemSpec, world_name: str, world, fitted: FittedSystem, m: 
     }
 
 
-def run_peers(cfg: PeersConfig, *, progress: bool = True, log=sys.stderr) -> dict:
-    """Run every available system on every world; return ``{"rows": [...], "skipped": [...], ...}``."""
+def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None) -> dict:
+    """Run every available system on every world; return ``{"rows": [...], "skipped": [...], ...}``.
+
+    Skipped systems (peer not installed) are listed with their reason and announced on ``log``
+    (default: the current ``sys.stderr``)."""
     from tqdm import tqdm
 
+    log = log if log is not None else sys.stderr
     rows, skipped = [], []
     worlds = {name: build_world(name) for name in cfg.worlds}
     plan = [(name, spec) for name in cfg.worlds for spec in systems_for(worlds[name], cfg.systems)]
@@ -338,14 +342,15 @@ def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
     worlds = list(dict.fromkeys(r["world"] for r in rows))
     fig, axes = plt.subplots(1, max(1, len(worlds)), figsize=(6.5 * max(1, len(worlds)), 4.8),
                              squeeze=False)
+    colours = plt.get_cmap("tab20").colors
     for ax, world in zip(axes[0], worlds):
-        for r in (r for r in rows if r["world"] == world):
+        for i, r in enumerate(r for r in rows if r["world"] == world):
             curve = [p for p in r["curve"] if p["seconds"] == p["seconds"] and p["seconds"] > 0]
             if not curve:
                 continue
             style = "-" if r["family"].startswith("polysemy-") else "--"
             ax.plot([p["seconds"] for p in curve], [p["frr_0.9"] for p in curve], style,
-                    marker="o", ms=3, label=r["system"])
+                    marker="o", ms=3, label=r["system"], color=colours[i % len(colours)])
         ax.axhline(RECOVERY_TARGET, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)

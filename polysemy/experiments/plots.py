@@ -218,8 +218,14 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
 # -- 6. training dynamics ----------------------------------------------------------------------------
 def draw_dynamics(frames: dict, quick: bool) -> Drawn:
     from .dynamics import record_dynamics
+    from .sweeps import dynamics_setup
 
-    rec = record_dynamics(quick=quick)
+    setup = dynamics_setup(quick)
+    if setup is None:
+        rec = record_dynamics(quick=quick)
+    else:
+        world_cfg, train_cfg, snapshots = setup
+        rec = record_dynamics(quick=quick, world_cfg=world_cfg, train_cfg=train_cfg, snapshots=snapshots)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     cos_SN = rec.best_cosine_TN  # [snapshots, n]
     steps = rec.steps

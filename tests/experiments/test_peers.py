@@ -161,3 +161,19 @@ def test_sklearn_grid_reports_its_best_alpha():
     assert [g["alpha"] for g in grid] == [0.1, 0.3]
     best = max(grid, key=lambda g: (g["frr_0.9"], g["mcc"]))
     assert row["params"]["alpha"] == best["alpha"]
+
+
+def test_a_missing_peer_is_skipped_with_its_reason(monkeypatch, capsys):
+    from polysemy.experiments.peer_adapters import saelens_peer
+    from polysemy.experiments.peer_adapters.base import PeerUnavailable
+
+    def missing():
+        raise PeerUnavailable("sae-lens is not installed (ImportError); install the extra")
+
+    monkeypatch.setattr(saelens_peer, "_import", missing)
+    result = peers.run_peers(PeersConfig(worlds=("paper-toy",), systems=("saelens-topk", "random-init"),
+                                         budget=1024, eval_samples=256), progress=False)
+    assert [r["system"] for r in result["rows"]] == ["random-init"]
+    assert result["skipped"] == [{"system": "saelens-topk",
+                                  "reason": "sae-lens is not installed (ImportError); install the extra"}]
+    assert "skipping saelens-topk: sae-lens is not installed" in capsys.readouterr().err
