@@ -81,12 +81,20 @@ def run_seed(names: list[str], seed: int, width: int, steps: int, batch_size: in
     return rows
 
 
+def budget_of(row: dict) -> str:
+    cfg = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
+    return f"{cfg['steps']} x {cfg['batch_size']}"
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds, per method and training budget (steps x batch)."""
+    df = df.assign(budget=[budget_of(r) for r in df.to_dict("records")])
     out = []
-    for name in [r for r in ROWS if r in set(df["method"])]:
-        part = df[df["method"] == name]
+    for (budget, name) in sorted({(b, m) for b, m in zip(df["budget"], df["method"])},
+                                 key=lambda bm: (bm[0], list(ROWS).index(bm[1]))):
+        part = df[(df["method"] == name) & (df["budget"] == budget)]
         _, _, paper8, paper9 = ROWS[name]
-        out.append({"method": name, "seeds": len(part),
+        out.append({"method": name, "budget": budget, "seeds": len(part),
                     "FRR(0.8)": f"{100 * part['frr_0.8'].mean():.1f} ± {100 * part['frr_0.8'].std(ddof=1):.1f}",
                     "paper FRR(0.8)": f"{100 * paper8:.1f}",
                     "FRR(0.9)": f"{100 * part['frr_0.9'].mean():.1f} ± {100 * part['frr_0.9'].std(ddof=1):.1f}",
@@ -94,6 +102,27 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
                     "FRR(0.99)": f"{100 * part['frr_0.99'].mean():.1f} ± {100 * part['frr_0.99'].std(ddof=1):.1f}",
                     "L0": f"{part['l0'].mean():.1f}", "alive": f"{part['alive_fraction'].mean():.3f}"})
     return pd.DataFrame(out).set_index("method")
+
+
+def combine(paths: list[str], out: Path) -> int:
+    """Merge result files (later files win for the same method, seed and budget) and write --out."""
+    rows: dict[tuple, dict] = {}
+    commands = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        commands.append(data["meta"]["command"])
+        for r in data["rows"]:
+            rows[(r["method"], r["seed"], budget_of(r))] = r
+    rows_list = list(rows.values())
+    df = pd.DataFrame(rows_list)
+    table = summarise(df)
+    meta = {"benchmark": "toy_table", "commands": commands, "world": get_preset("paper-toy").to_dict(),
+            "torch": torch.__version__, "table": table.reset_index().to_dict("records")}
+    write_atomic(out.with_name(out.name + ".json"), json.dumps({"meta": meta, "rows": rows_list}, indent=1, default=str))
+    flat = df.assign(budget=[budget_of(r) for r in rows_list]).drop(columns=["config"])
+    write_atomic(out.with_name(out.name + ".csv"), flat.to_csv(index=False))
+    print(table.to_string())
+    return 0
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -119,7 +148,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "recovery_toy_table"), help="path prefix for .json/.csv")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--merge", action="store_true", help="keep existing rows of other (method, seed) pairs")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="train nothing: merge these result files (e.g. of split seed ranges) into --out")
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, Path(args.out))
     try:
         names = list(ROWS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
         unknown = [m for m in names if m not in ROWS]
