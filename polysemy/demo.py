@@ -142,12 +142,14 @@ def _figure(results: dict, out: Path, preset: str) -> Path:
     import numpy as np
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    # One colour per model, the same in both panels.
+    colours = dict(zip(results, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for name, r in results.items():
         if r.get("best_cos") is not None:
-            a.plot(np.sort(r["best_cos"])[::-1], label=name)
+            a.plot(np.sort(r["best_cos"])[::-1], label=name, color=colours[name])
         h = r.get("history")
         if h is not None and len(h) and "frr_0.9" in h:
-            b.plot(h["step"], h["frr_0.9"], marker=".", label=name)
+            b.plot(h["step"], h["frr_0.9"], marker=".", label=name, color=colours[name])
     for tau in (0.9, 0.99):
         a.axhline(tau, color="grey", ls=":", lw=1)
     a.set_xlabel("true features, sorted")
