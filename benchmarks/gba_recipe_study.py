@@ -89,6 +89,7 @@ VARIANTS: dict[str, dict] = {
     # the number of steps
     "steps=10000": {"steps": 10000},
     "steps=10000+lr-decay": {"steps": 10000, "lr_schedule": "linear-decay", "lr_decay_start": 0.5},
+    "gamma=0.1+a0=0.01+steps=10000": {"gamma_plus": 0.1, "gamma_minus": 0.1, "a0": 0.01, "steps": 10000},
 }
 
 
