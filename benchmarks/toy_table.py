@@ -19,8 +19,13 @@ latent has cosine >= tau) is measured by ``evaluate_on_world`` on 65536 fresh sa
 
 Run (about 4 minutes of one core per seed on a loaded 2-core machine):
     .venv/bin/python benchmarks/toy_table.py --seeds 5
-Writes benchmarks/results/recovery_toy_table.{json,csv} (one row per method and seed) and prints the
-table of means and standard deviations beside the paper's numbers.
+    # the longer budget for the GBA rows, split over two processes, then merged:
+    .venv/bin/python benchmarks/toy_table.py --methods "GBA full range (paper gamma/a0),GBA full range \
+        (0.1..0.001),GBA missing f (0.5..0.2),GBA missing f (0.01..0.001)" --steps 5000 --batch-size 512 \
+        --first-seed 0 --seeds 3 --out /tmp/toyLA          # and --first-seed 3 --seeds 2 --out /tmp/toyLB
+    .venv/bin/python benchmarks/toy_table.py --combine A.json B.json /tmp/toyLA.json /tmp/toyLB.json
+Writes benchmarks/results/recovery_toy_table.{json,csv} (one row per method, seed and budget) and
+prints the table of means and standard deviations beside the paper's numbers.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
     "TopK K=20": ("topk", {"k": 20}, 1.000, 0.984),
     "TopK K=30": ("topk", {"k": 30}, 0.984, 0.242),
     "TopK K=50": ("topk", {"k": 50}, 0.945, 0.234),
-    "GBA full range (paper gamma/a0)": ("gba", {}, 1.000, 1.000),
+    "GBA full range (paper gamma/a0)": ("gba", {"gamma_plus": 0.01, "gamma_minus": 0.01, "a0": 0.1}, 1.000, 1.000),
     "GBA full range (0.1..0.001)": ("gba", RECOMMENDED_GBA, 1.000, 1.000),
     "GBA missing f (0.5..0.2)": ("gba", {**RECOMMENDED_GBA, "htf": 0.5, "ltf": 0.2}, 0.383, 0.039),
     "GBA missing f (0.01..0.001)": ("gba", {**RECOMMENDED_GBA, "htf": 0.01, "ltf": 0.001}, 0.383, 0.039),

@@ -80,7 +80,7 @@ def _resonance(kind: str, quick: bool) -> SweepSpec:
         axes=(Axis("world.d", start=d_lo, stop=d_hi, num=3 if quick else (5 if kind == "light" else 4),
                    scale="log", integer=True),
               Axis("p_over_f", start=0.25, stop=32.0, num=5 if quick else 7, scale="log")),
-        seeds=_seeds(quick, 1),
+        seeds=_seeds(quick, 2),
         eval_samples=_eval(quick),
     )
 
@@ -98,7 +98,7 @@ def _cooccurrence(quick: bool) -> SweepSpec:
         axes=(Axis("world.rho2", start=1.5 * f, stop=0.95, num=6 if quick else 8, scale="log"),
               Axis("method", values=({"label": "GBA", "train.method": "gba"},
                                      {"label": "TopK (k=2)", "train.method": "topk", "train.k": 2}))),
-        seeds=_seeds(quick),
+        seeds=_seeds(quick, 3),
         eval_samples=_eval(quick),
     )
 
@@ -114,7 +114,7 @@ def _width(quick: bool) -> SweepSpec:
         axes=(Axis("width_over_n", values=(0.5, 1.0, 2.0, 4.0) if quick else (0.25, 0.5, 1, 2, 4)),
               Axis("method", values=({"label": "GBA", "train.method": "gba"},
                                      {"label": "TopK (k=3)", "train.method": "topk", "train.k": 3}))),
-        seeds=_seeds(quick),
+        seeds=_seeds(quick, 3),
         eval_samples=_eval(quick),
     )
 
@@ -158,7 +158,7 @@ def _activations(quick: bool) -> SweepSpec:
         train=_train(quick, width=2 * n),
         axes=(Axis("world.s", values=(2, 4, 8) if quick else (1, 2, 3, 4, 6, 8)),
               Axis("train.activation", values=("jumprelu", "relu", "smooth-relu"))),
-        seeds=_seeds(quick),
+        seeds=_seeds(quick, 3),
         eval_samples=_eval(quick),
     )
 
