@@ -51,6 +51,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # GBA recipe recommended by benchmarks/gba_recipe_study.py (docs/recovery-study.md): faster bias steps
 # and a small initial output scale; no knowledge of the world's s or f.
 RECOMMENDED_GBA = {"gamma_plus": 0.1, "gamma_minus": 0.1, "a0": 0.01}
+MEAN_NORM = {"input_scale": "mean-norm"}
 
 # row name -> (method, params, paper FRR(0.8), paper FRR(0.9)); paper numbers from PAPER.md section 6
 ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
@@ -61,7 +62,15 @@ ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
     "GBA full range (0.1..0.001)": ("gba", RECOMMENDED_GBA, 1.000, 1.000),
     "GBA missing f (0.5..0.2)": ("gba", {**RECOMMENDED_GBA, "htf": 0.5, "ltf": 0.2}, 0.383, 0.039),
     "GBA missing f (0.01..0.001)": ("gba", {**RECOMMENDED_GBA, "htf": 0.01, "ltf": 0.001}, 0.383, 0.039),
+    # the same three rows on O(1) inputs: input_scale="mean-norm" (x / c, c = mean centred norm of the
+    # first batch; methods/tied.py); not in the default "all" list
+    "GBA full range (0.1..0.001) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM}, 1.000, 1.000),
+    "GBA missing f (0.5..0.2) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM, "htf": 0.5, "ltf": 0.2},
+                                           0.383, 0.039),
+    "GBA missing f (0.01..0.001) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM, "htf": 0.01, "ltf": 0.001},
+                                              0.383, 0.039),
 }
+DEFAULT_ROWS = [name for name in ROWS if not name.endswith("mean-norm")]
 
 
 def run_seed(names: list[str], seed: int, width: int, steps: int, batch_size: int, lr: float,
@@ -159,7 +168,7 @@ def main(argv=None) -> int:
     if args.combine:
         return combine(args.combine, Path(args.out))
     try:
-        names = list(ROWS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
+        names = DEFAULT_ROWS if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
         unknown = [m for m in names if m not in ROWS]
         if unknown:
             raise ConfigError(f"--methods must name rows of {list(ROWS)}, got {unknown}")

@@ -5,7 +5,8 @@ code as training one (our choice, for sweeps). Decoder rows are stored as [width
 - :class:`TiedSAE`: the paper's SAE (PAPER.md section 3), f(x) = sum_m a_m w_m phi(w_m^T(x - b_pre) + b_m)
   + b_pre, with unit-norm rows w_m, output scales a_m, a pre-bias b_pre and biases b_m that only the
   bias-adaptation rule moves. It also holds the per-neuron adaptation state as buffers, so a checkpoint
-  resumes adaptation exactly.
+  resumes adaptation exactly. An optional fixed input scale c (buffer ``input_scale_G``, 1 = none) lets
+  it work on x / c (see the class docstring).
 - :class:`UntiedSAE`: the usual baseline, acts = enc(x W_enc + b_enc') and x_hat = acts W_dec + b_dec, with
   the encoder rule "relu", "topk", "batchtopk" (inference: a threshold) or "jumprelu".
 - :class:`SAE`: the single-model view (G = 1) that ``TrainResult.model`` holds and that metrics,
@@ -53,7 +54,17 @@ class StackedSAE(nn.Module):
 
 class TiedSAE(StackedSAE):
     """The paper's tied SAE, stacked. Parameters: w_GMD (unit rows), a_GM, b_pre_GD.
-    Buffers: bias_GM in [-1, 0] for BA/GBA, and the adaptation state (see bias_adaptation.py)."""
+    Buffers: bias_GM in [-1, 0] for BA/GBA, the adaptation state (see bias_adaptation.py), and the
+    input scale c = input_scale_G (1 unless the method's ``input_scale`` is set; our choice).
+
+    With c != 1 the SAE itself lives on the scale x / c: w, a, b_pre and b are those of the paper's SAE
+    applied to x' = x / c (so the bias clamp [-1, 0] sees O(1) inputs). Callers stay on the scale of x:
+      u = w^T (x - c b_pre)          = c u'   (projections in units of x)
+      encode(x) = c phi(u' + b)       = acts in units of x (jumprelu: u 1[u + c b > 0])
+      decode(acts) = acts (a w) + c b_pre = c x_hat'
+    so x_hat = encode(x) @ W_dec + b_dec with W_dec = a w (unchanged) and b_dec = c b_pre, and the
+    equivalent c = 1 SAE (for export) has b_pre -> c b_pre and biases b -> c b (smooth-relu: h -> c h).
+    """
 
     trainable_names = ("w_GMD", "a_GM", "b_pre_GD")
 
@@ -71,12 +82,26 @@ class TiedSAE(StackedSAE):
         self.register_buffer("act_count_GM", torch.zeros(G, width))
         self.register_buffer("peak_GM", torch.zeros(G, width))
         self.register_buffer("stat_samples_G", torch.zeros(G))
+        self.register_buffer("input_scale_G", torch.ones(G))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the input scale existed: c = 1 (what they were trained with)
+        key = prefix + "input_scale_G"
+        if key not in state_dict and prefix + "w_GMD" in state_dict:
+            state_dict[key] = torch.ones(state_dict[prefix + "w_GMD"].shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def structure(self) -> dict:
         return {"activation": self.activation}
 
+    def scaled(self) -> bool:
+        """Whether any model of the stack uses an input scale c != 1."""
+        return bool((self.input_scale_G != 1.0).any())
+
     def project(self, x_GBD: torch.Tensor) -> torch.Tensor:
-        """u = w^T (x - b_pre), [G, B, M]."""
+        """u' = w^T (x / c - b_pre), [G, B, M] (the SAE's internal projections; u' = u when c = 1)."""
+        if self.scaled():
+            x_GBD = x_GBD / self.input_scale_G[:, None, None]
         return torch.bmm(x_GBD - self.b_pre_GD[:, None, :], self.w_GMD.transpose(1, 2))
 
     def activate(self, u_GBM: torch.Tensor):
@@ -87,15 +112,36 @@ class TiedSAE(StackedSAE):
 
     @torch.no_grad()
     def encode(self, x_GBD: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.project(x_GBD))[0]
+        """acts = c phi(u' + b), in units of x (= phi(u + b) when c = 1)."""
+        z = self.activate(self.project(x_GBD))[0]
+        return z * self.input_scale_G[:, None, None] if self.scaled() else z
 
     @torch.no_grad()
     def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.b_pre_GD[:, None, :], acts_GBM * self.a_GM[:, None, :], self.w_GMD)
+        """x_hat = acts (a w) + c b_pre."""
+        return torch.baddbmm(self.offset_GD()[:, None, :], acts_GBM * self.a_GM[:, None, :], self.w_GMD)
+
+    def offset_GD(self) -> torch.Tensor:
+        """The decoder's offset in units of x: c b_pre, [G, D]."""
+        return self.b_pre_GD.detach() * self.input_scale_G[:, None]
 
     def decoder_rows(self) -> torch.Tensor:
-        """Effective decoder rows a_m w_m, [G, M, D] (x_hat = acts @ rows + b_pre)."""
+        """Effective decoder rows a_m w_m, [G, M, D] (x_hat = acts @ rows + c b_pre)."""
         return self.w_GMD.detach() * self.a_GM.detach()[:, :, None]
+
+    def unscaled_copy(self) -> "TiedSAE":
+        """The equivalent model with c = 1 (same encode/decode on x): b_pre -> c b_pre, b -> c b,
+        smooth-relu width h -> c h. For export only: training it would clamp the biases at [-1, 0] in
+        units of x, not of x / c. The adaptation statistics are copied unchanged."""
+        copy = type(self)(self.G, self.d, self.width, **self.structure())
+        copy.load_state_dict(self.state_dict())
+        c = self.input_scale_G
+        with torch.no_grad():
+            copy.b_pre_GD.mul_(c[:, None])
+            copy.bias_GM.mul_(c[:, None])
+            copy.smooth_width_G.mul_(c)
+            copy.input_scale_G.fill_(1.0)
+        return copy.to(self.input_scale_G.device)
 
 
 class UntiedSAE(StackedSAE):
@@ -192,7 +238,7 @@ class SAE(nn.Module):
     @property
     def b_dec(self) -> torch.Tensor:
         s = self.stack
-        return (s.b_pre_GD if isinstance(s, TiedSAE) else s.b_dec_GD).detach()[0]
+        return (s.offset_GD() if isinstance(s, TiedSAE) else s.b_dec_GD.detach())[0]
 
     def _lift(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         x = torch.as_tensor(x, dtype=torch.float32)

@@ -16,7 +16,7 @@ from .. import bias_adaptation as adaptation
 from ..activations import ACTIVATIONS
 from ..registry import MethodParams, register_method
 from .base import per_model
-from .tied import TiedMethod
+from .tied import TiedMethod, validate_input_scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,9 @@ class AdaptationParams(MethodParams):
                  decouples the neurons early, as the theory's a -> 0, FRR(0.99) 0.35 -> 0.80).
     activation:  "jumprelu" (default [paper]), "relu" or "smooth-relu" (see activations.py).
     smooth_width: width h of the smooth ReLU (0.1; our choice).
+    input_scale: "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
+                 from the first batch as the mean centred norm (our choice; see methods/tied.py), so the
+                 bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
     """
 
     gamma_plus: float = 0.1
@@ -45,8 +48,10 @@ class AdaptationParams(MethodParams):
     a0: float = 0.01
     activation: str = "jumprelu"
     smooth_width: float = 0.1
+    input_scale: str | float = "none"
 
     def validate(self) -> None:
+        validate_input_scale(self.input_scale)
         require_float_range("gamma_plus", self.gamma_plus, 0.0, 1.0)
         require_float_range("gamma_minus", self.gamma_minus, 0.0, 1.0)
         require_float_range("eps", self.eps, 0.0, 1.0)

@@ -12,6 +12,15 @@ Biases b get no gradient [paper]. Written by hand (our choice, for speed): autog
 [B, d] gradient of (x - b_pre) and extra [B, M] temporaries; a test checks it against autograd.
 Large [B, M] temporaries live in a per-model workspace and masks are float (no bool tensors), which
 roughly halves the step time on CPU.
+
+Input scale (our choice; PAPER.md section 3: "feed inputs at O(1) scale [inferred]"): with the method
+parameter ``input_scale`` the SAE trains on x / c for a fixed scalar c per model, so the bias clamp
+[-1, 0] of bias adaptation sees O(1) inputs whatever the data's units. "none": c = 1 (default);
+"mean-norm": c = mean_b ||x_b - xbar|| over the first batch (xbar its mean), estimated once at
+initialisation and then frozen (a saved buffer); a positive number: that c. Centred norm, because the
+SAE sees x - b_pre and b_pre starts at xbar: the projections the biases compete with scale with the
+spread of x around its mean, not with a common offset. The model maps back to the scale of x in
+encode/decode (models.TiedSAE); the logged loss and mse are in units of x^2 (times c^2).
 """
 
 from __future__ import annotations
@@ -19,7 +28,29 @@ from __future__ import annotations
 import torch
 
 from ..models import TiedSAE
+from ...errors import ConfigError, require
 from .base import Method, StepOutput, generator_for, normalise_rows_, remove_parallel_, unit_rows
+
+INPUT_SCALES = ("none", "mean-norm")
+
+
+def validate_input_scale(value) -> None:
+    """``input_scale`` must be "none", "mean-norm" or a positive finite number."""
+    ok = value in INPUT_SCALES if isinstance(value, str) else (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < float("inf"))
+    require(ok, f"input_scale must be one of {list(INPUT_SCALES)} or a positive number, got {value!r}")
+
+
+def input_scale_from_batch(setting, x0_BD: torch.Tensor) -> float:
+    """The fixed input scale c for one model (see the module docstring)."""
+    if isinstance(setting, str):
+        if setting == "none":
+            return 1.0
+        c = float((x0_BD - x0_BD.mean(0)).norm(dim=1).mean())
+        if not c > 0.0 or c == float("inf"):
+            raise ConfigError(f"input_scale='mean-norm' needs a first batch with spread, got mean centred norm {c}")
+        return c
+    return float(setting)
 
 
 class TiedMethod(Method):
@@ -55,6 +86,10 @@ class TiedMethod(Method):
             model.group_GM[g] = group
             model.target_GM[g] = target
             model.smooth_width_G[g] = getattr(params, "smooth_width", 0.1)
+            c = input_scale_from_batch(getattr(params, "input_scale", "none"), x0_GBD[g])
+            model.input_scale_G[g] = c
+            # b_pre starts at the mean of the first batch on the SAE's scale x / c
+            model.b_pre_GD[g] /= c
         return model
 
     def set_biases(self, model, u_GBM: torch.Tensor, hyper: dict, step: int) -> None:
@@ -67,6 +102,9 @@ class TiedMethod(Method):
 
     def loss_and_grads(self, model: TiedSAE, x_GBD, hyper, step) -> StepOutput:
         B = x_GBD.shape[1]
+        scaled = model.scaled()
+        if scaled:
+            x_GBD = x_GBD / model.input_scale_G[:, None, None]       # the SAE works on x / c
         w, a, b_pre = model.w_GMD, model.a_GM, model.b_pre_GD
         xc = x_GBD - b_pre[:, None, :]
         u = torch.bmm(xc, w.transpose(1, 2), out=_work(model, "u", (model.G, B, model.width), x_GBD))
@@ -92,6 +130,8 @@ class TiedMethod(Method):
         g_b_pre = e.sum(1) - torch.bmm(g_u.sum(1, keepdim=True), w)[:, 0, :]
         if self.spherical:
             remove_parallel_(g_w, w)
+        if scaled:
+            mse = mse * model.input_scale_G.square()                   # report in units of x^2
         return StepOutput(loss_G=mse, mse_G=mse, grads=[g_w, g_a, g_b_pre], fired_GM=fired)
 
     def after_update(self, model, hyper) -> None:
