@@ -124,7 +124,7 @@ def combine(paths: list[str], out: Path) -> int:
     commands = []
     for path in paths:
         data = json.loads(Path(path).read_text())
-        commands.append(data["meta"]["command"])
+        commands += data["meta"].get("commands") or [data["meta"]["command"]]   # a merged file has a list
         for r in data["rows"]:
             rows[(r["method"], r["seed"], budget_of(r))] = r
     rows_list = list(rows.values())

@@ -129,3 +129,21 @@ def test_constant_first_batch_is_a_config_error():
     x = torch.ones(64, 16)
     with pytest.raises(ConfigError, match="mean-norm"):
         train(cfg_for("gba"), iter([x] * 3), 16, progress=False)
+
+
+def test_saelens_export_of_a_scaled_model_reproduces_its_reconstruction(tmp_path):
+    """The SAELens layout has no input scale, so export folds c into b_pre and the biases: the
+    exported encode/decode must equal the model's on the original units of x."""
+    from polysemy.sae import TrainConfig, train
+    from polysemy.sae.checkpoint import export_saelens, import_saelens
+
+    torch.manual_seed(0)
+    data = [3.0 * torch.rand(64, 8) for _ in range(30)]
+    cfg = TrainConfig(method="gba", width=16, steps=30, batch_size=64,
+                      params={"input_scale": "mean-norm", "adapt_every": 5})
+    model = train(cfg, iter(data), d=8, progress=False).model
+    assert float(model.stack.input_scale_G[0]) != 1.0
+    export_saelens(model, tmp_path / "sl")
+    back = import_saelens(tmp_path / "sl")
+    x = 3.0 * torch.rand(32, 8)
+    torch.testing.assert_close(back(x), model(x), rtol=1e-4, atol=1e-4)
