@@ -152,17 +152,26 @@ def draw_width(frames: dict, quick: bool) -> Drawn:
 
 # -- 4. activations -------------------------------------------------------------------------------------
 def draw_activations(frames: dict, quick: bool) -> Drawn:
-    df = frames["activations"]
-    s = summarise(df, ["params.world.s", "params.train.activation"])
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    _lines(ax, s, "params.world.s", "params.train.activation", FRR90)
-    _lines(ax, s, "params.world.s", "params.train.activation", FRR99, marker="x", style=":",
-           label_prefix="tau=0.99: ")
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("active features per sample s")
-    ax.set_ylabel("FRR (solid: tau=0.9)")
-    ax.set_title(f"Activation functions (GBA, n={int(_first(df, 'world.n'))}, d={int(_first(df, 'world.d'))})")
-    ax.legend(fontsize=7)
+    """FRR(0.9) (left) and FRR(0.99) (right) against s; colour = activation, solid = b_pre trained,
+    dashed = b_pre fixed at the first batch's mean (full mode only)."""
+    df = frames["activations"].copy()
+    if "params.train.pre_bias" not in df:
+        df["params.train.pre_bias"] = "train"
+    s = summarise(df, ["params.world.s", "params.train.activation", "params.train.pre_bias"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
+    colours = {"jumprelu": "C0", "relu": "C1", "smooth-relu": "C2"}
+    for ax, metric, tau in ((axes[0], FRR90, "0.9"), (axes[1], FRR99, "0.99")):
+        for (act, pre_bias), g in s.groupby(["params.train.activation", "params.train.pre_bias"], sort=True):
+            g = g.sort_values("params.world.s")
+            ax.errorbar(g["params.world.s"], g[f"{metric}.mean"], yerr=g[f"{metric}.std"].fillna(0),
+                        marker="o" if pre_bias == "train" else "s", ls="-" if pre_bias == "train" else "--",
+                        color=colours.get(act), capsize=2, label=f"{act}, b_pre {pre_bias}")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("active features per sample s")
+        ax.set_ylabel(f"FRR({tau})")
+        ax.set_title(f"FRR(tau={tau})")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Activation functions (GBA, n={int(_first(df, 'world.n'))}, d={int(_first(df, 'world.d'))})")
     return Drawn(fig, s)
 
 

@@ -16,7 +16,7 @@ from .. import bias_adaptation as adaptation
 from ..activations import ACTIVATIONS
 from ..registry import MethodParams, register_method
 from .base import per_model
-from .tied import TiedMethod, validate_input_scale
+from .tied import TiedMethod, validate_input_scale, validate_pre_bias
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +38,8 @@ class AdaptationParams(MethodParams):
     input_scale: "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
                  from the first batch as the mean centred norm (our choice; see methods/tied.py), so the
                  bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
+    pre_bias:    "train" (default; b_pre gets gradients, PAPER.md section 3 [inferred]) or "fixed":
+                 b_pre stays at the first batch's mean (our choice; see methods/tied.py).
     """
 
     gamma_plus: float = 0.1
@@ -49,9 +51,11 @@ class AdaptationParams(MethodParams):
     activation: str = "jumprelu"
     smooth_width: float = 0.1
     input_scale: str | float = "none"
+    pre_bias: str = "train"
 
     def validate(self) -> None:
         validate_input_scale(self.input_scale)
+        validate_pre_bias(self.pre_bias)
         require_float_range("gamma_plus", self.gamma_plus, 0.0, 1.0)
         require_float_range("gamma_minus", self.gamma_minus, 0.0, 1.0)
         require_float_range("eps", self.eps, 0.0, 1.0)
@@ -152,6 +156,7 @@ class GBA(TiedMethod):
         period, window = adaptation.schedule(params[0].adapt_every, params[0].buffer_samples(cfgs[0].batch_size),
                                              cfgs[0].batch_size)
         return {
+            **super().hyper(cfgs, d, device),
             "gamma_plus_G": per_model((p.gamma_plus for p in params), device),
             "gamma_minus_G": per_model((p.gamma_minus for p in params), device),
             "eps_G": per_model((p.eps for p in params), device),

@@ -21,6 +21,14 @@ initialisation and then frozen (a saved buffer); a positive number: that c. Cent
 SAE sees x - b_pre and b_pre starts at xbar: the projections the biases compete with scale with the
 spread of x around its mean, not with a common offset. The model maps back to the scale of x in
 encode/decode (models.TiedSAE); the logged loss and mse are in units of x^2 (times c^2).
+
+Pre-bias (method parameter ``pre_bias``): "train" (default; PAPER.md section 3 gives b_pre gradients
+[inferred]) or "fixed": b_pre stays at its initialisation, the first batch's mean (our choice). Why
+"fixed" exists: with a ReLU or smooth ReLU a trained b_pre drifts far from the data mean until every
+projection clears the bias floor -1 and the SAE turns linear (docs/experiments.md, "Activation
+functions"). It is a per-model 0/1 factor on dL/db_pre (hyper ``train_pre_bias_G``); with a zero
+gradient from the start Adam's moments stay 0 and its update is exactly 0, so b_pre keeps its initial
+value bit for bit, and models with different settings can share a stack.
 """
 
 from __future__ import annotations
@@ -29,9 +37,16 @@ import torch
 
 from ..models import TiedSAE
 from ...errors import ConfigError, require
-from .base import Method, StepOutput, generator_for, normalise_rows_, remove_parallel_, unit_rows
+from .base import Method, StepOutput, generator_for, normalise_rows_, per_model, remove_parallel_, unit_rows
 
 INPUT_SCALES = ("none", "mean-norm")
+PRE_BIASES = ("train", "fixed")
+
+
+def validate_pre_bias(value) -> None:
+    """``pre_bias`` must be "train" or "fixed"."""
+    require(isinstance(value, str) and value in PRE_BIASES,
+            f"pre_bias must be one of {list(PRE_BIASES)}, got {value!r}")
 
 
 def validate_input_scale(value) -> None:
@@ -67,6 +82,10 @@ class TiedMethod(Method):
 
     def new_model(self, cfgs, d):
         return TiedSAE(len(cfgs), d, cfgs[0].width, activation=self.activation(cfgs[0].method_params))
+
+    def hyper(self, cfgs, d, device):
+        """Per-model factor on dL/db_pre: 1 for pre_bias="train", 0 for "fixed"."""
+        return {"train_pre_bias_G": per_model((float(c.method_params.pre_bias == "train") for c in cfgs), device)}
 
     def groups_and_targets(self, params, width: int, generator: torch.Generator):
         """(group id [M] int64, target frequency [M]) for one model; default one group, target 0."""
@@ -128,6 +147,7 @@ class TiedMethod(Method):
         g_a = (P * w).sum(2) if self.train_scale else None
         g_w = torch.baddbmm(P.mul_(a[:, :, None]), g_u.transpose(1, 2), xc)
         g_b_pre = e.sum(1) - torch.bmm(g_u.sum(1, keepdim=True), w)[:, 0, :]
+        g_b_pre.mul_(hyper["train_pre_bias_G"][:, None])              # 0 for pre_bias="fixed"
         if self.spherical:
             remove_parallel_(g_w, w)
         if scaled:
