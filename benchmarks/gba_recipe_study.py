@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import platform
 import sys
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from polysemy.atomic import write_text_atomic
 from polysemy.errors import ConfigError
 from polysemy.sae import TrainConfig, get_method, train_stacked
 from polysemy.sae.evaluate import evaluate_on_world
@@ -158,13 +158,6 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index(key=lambda idx: idx.map(lambda v: order.get(v, len(order))))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,8 +203,8 @@ def main(argv=None) -> int:
     meta = {"benchmark": "gba_recipe_study", "command": " ".join(sys.argv),
             "world": world.config.to_dict(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
             "threads": args.threads, "wall_seconds_last_call": time.perf_counter() - started}
-    write_atomic(json_path, json.dumps({"meta": meta, "rows": df.to_dict("records")}, indent=1))
-    write_atomic(out.with_name(out.name + ".csv"), df.to_csv(index=False))
+    write_text_atomic(json_path, json.dumps({"meta": meta, "rows": df.to_dict("records")}, indent=1))
+    write_text_atomic(out.with_name(out.name + ".csv"), df.to_csv(index=False))
     table = summarise(df[df["preset"] == args.preset])
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {json_path} and .csv ({time.perf_counter() - started:.0f} s)", file=sys.stderr)

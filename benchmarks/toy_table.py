@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from polysemy.atomic import write_text_atomic
 from polysemy.errors import ConfigError
 from polysemy.sae import TrainConfig, train_stacked
 from polysemy.sae.evaluate import evaluate_on_world
@@ -132,18 +132,11 @@ def combine(paths: list[str], out: Path) -> int:
     table = summarise(df)
     meta = {"benchmark": "toy_table", "commands": commands, "world": get_preset("paper-toy").to_dict(),
             "torch": torch.__version__, "table": table.reset_index().to_dict("records")}
-    write_atomic(out.with_name(out.name + ".json"), json.dumps({"meta": meta, "rows": rows_list}, indent=1, default=str))
+    write_text_atomic(out.with_name(out.name + ".json"), json.dumps({"meta": meta, "rows": rows_list}, indent=1, default=str))
     flat = df.assign(budget=[budget_of(r) for r in rows_list]).drop(columns=["config"])
-    write_atomic(out.with_name(out.name + ".csv"), flat.to_csv(index=False))
+    write_text_atomic(out.with_name(out.name + ".csv"), flat.to_csv(index=False))
     print(table.to_string())
     return 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
@@ -205,9 +198,9 @@ def save(args, names, rows, gba_overrides, started) -> pd.DataFrame:
             "gba_overrides": gba_overrides, "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(), "threads": args.threads,
             "wall_seconds": time.perf_counter() - started, "table": table.reset_index().to_dict("records")}
-    write_atomic(json_path, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
+    write_text_atomic(json_path, json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
     flat = df.drop(columns=["config"])
-    write_atomic(out.with_name(out.name + ".csv"), flat.to_csv(index=False))
+    write_text_atomic(out.with_name(out.name + ".csv"), flat.to_csv(index=False))
     return table
 
 

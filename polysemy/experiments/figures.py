@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError
 from .runner import run_sweep
-from .store import atomic_write_text, load_results
+from .store import load_results
 from .sweeps import get_sweep
 
 
@@ -84,10 +85,10 @@ def save_drawn(drawn, out: Path, name: str) -> list[Path]:
         paths.append(path)
     plt.close(drawn.figure)
     csv_path = out / f"{name}.csv"
-    atomic_write_text(csv_path, drawn.table.to_csv(index=False))
+    write_text_atomic(csv_path, drawn.table.to_csv(index=False))
     paths.append(csv_path)
     if drawn.text:
-        atomic_write_text(out / f"{name}.txt", drawn.text + "\n")
+        write_text_atomic(out / f"{name}.txt", drawn.text + "\n")
         paths.append(out / f"{name}.txt")
     return paths
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..atomic import write_text_atomic
 from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
 from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
@@ -310,13 +311,6 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_csv(rows: list[dict], path: str) -> None:
     columns = list(TABLE_COLUMNS) + ["k", "k_label", "true_l0", "explained_variance", "width",
                                      "library", "family"]
@@ -325,11 +319,11 @@ def write_csv(rows: list[dict], path: str) -> None:
     writer.writeheader()
     for r in rows:
         writer.writerow({c: r.get(c) for c in columns})
-    _atomic_write(path, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
 def write_json(result: dict, path: str) -> None:
-    _atomic_write(path, json.dumps(result, indent=1, default=str))
+    write_text_atomic(path, json.dumps(result, indent=1, default=str))
 
 
 def plot_recovery_vs_time(rows: list[dict], path: str) -> None:

@@ -14,26 +14,15 @@ process are ignored and removed on the next run.
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from ..atomic import write_text_atomic
+
 CELLS_DIR = "cells"
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write ``text`` to ``path`` so that the file is never seen half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def versions() -> dict[str, str]:
@@ -70,7 +59,7 @@ class ResultStore:
     def write_cell(self, row: dict[str, Any]) -> Path:
         """Store one finished cell (``row["cell_id"]`` names the file)."""
         path = self.cell_path(row["cell_id"])
-        atomic_write_text(path, json.dumps(row, sort_keys=True, indent=1, default=_json_default))
+        write_text_atomic(path, json.dumps(row, sort_keys=True, indent=1, default=_json_default))
         return path
 
     def read_cell(self, cell_id: str) -> dict[str, Any]:
@@ -81,7 +70,7 @@ class ResultStore:
         return [self.read_cell(c) for c in ids if self.has(c)]
 
     def write_spec(self, spec) -> None:
-        atomic_write_text(self.root / "spec.json", spec.to_json(indent=1))
+        write_text_atomic(self.root / "spec.json", spec.to_json(indent=1))
 
     def remove_stale_temporaries(self) -> int:
         """Delete ``*.tmp-*`` files a killed writer left behind; returns how many."""

@@ -85,19 +85,7 @@ def measure_matmul_gflops(size: int = 1024, *, min_seconds: float = 0.3, trials:
     a = torch.randn(size, size, generator=gen)
     b = torch.randn(size, size, generator=gen)
     out = torch.empty(size, size)
-    fn = lambda: torch.mm(a, b, out=out)  # noqa: E731
-    for _ in range(2):
-        fn()
-    best = float("inf")
-    for _ in range(trials):
-        calls, start = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        best = min(best, elapsed / calls)
+    best = seconds_per_call(lambda: torch.mm(a, b, out=out), min_seconds=min_seconds, trials=trials)
     return 2.0 * size**3 / best / 1e9
 
 

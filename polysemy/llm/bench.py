@@ -176,9 +176,9 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     from .extract import extract_activations
     from .figures import figures_from_report
     from .model import check_device, load_model
-    from .snippets import choose_features, snippets_page, write_text_atomic
+    from ..atomic import write_json_atomic, write_text_atomic
+    from .snippets import choose_features, snippets_page
     from .splice import CEEvaluator
-    from .store import write_json_atomic
     from .text import load_texts, token_contexts
 
     started = time.perf_counter()

@@ -22,7 +22,8 @@ from .deps import require_transformers
 from .model import LoadedModel
 from .normalize import NormalizeConfig, Normalizer
 from .sites import capture, check_site
-from .store import META, STORE_VERSION, ActivationStore, read_meta, shard_path, write_json_atomic, write_shard
+from ..atomic import write_json_atomic
+from .store import META, STORE_VERSION, ActivationStore, read_meta, shard_path, write_shard
 
 
 def contexts_digest(contexts_CT: torch.Tensor) -> str:

@@ -8,8 +8,6 @@ with the activating token marked. The page is one self-contained HTML file.
 from __future__ import annotations
 
 import html
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,9 +80,3 @@ def snippets_page(sae, store: ActivationStore, tokenizer, features: list[int], f
             parts.append(f"<tr><td class='v'>{float(values[f_i, k]):.3f}</td><td>{text}</td></tr>")
         parts.append("</table>")
     return "\n".join(parts)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -35,12 +35,6 @@ def shard_path(root: Path, index: int) -> Path:
     return Path(root) / f"shard-{index:05d}.safetensors"
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
 def write_shard(root: Path, index: int, acts_ND: torch.Tensor, tokens_CT: torch.Tensor) -> None:
     """Write one shard atomically."""
     path = shard_path(root, index)

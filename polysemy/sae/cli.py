@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..errors import ConfigError, require_int_range
 
 DEFAULT_STEPS = 5000
@@ -160,19 +160,13 @@ def run_train(args) -> int:
     }
     if args.save:
         path = save_checkpoint(result, args.save)
-        _write_json_atomically(Path(path) / "evaluation.json", _jsonable(report))
+        write_json_atomic(Path(path) / "evaluation.json", _jsonable(report), indent=2)
         report["saved"] = str(path)
     if args.json:
         print(json.dumps(_jsonable(report), sort_keys=True))
     else:
         print(format_report(report, world_cfg))
     return 0
-
-
-def _write_json_atomically(path: Path, obj) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def format_report(r: dict, world_cfg) -> str:

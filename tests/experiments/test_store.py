@@ -7,7 +7,8 @@ import os
 import pandas as pd
 import pytest
 
-from polysemy.experiments.store import ResultStore, atomic_write_text, flatten_row, load_results, versions
+from polysemy.atomic import write_text_atomic as atomic_write_text
+from polysemy.experiments.store import ResultStore, flatten_row, load_results, versions
 
 
 def _row(cell_id: str, frr: float) -> dict:
