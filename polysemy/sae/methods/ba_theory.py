@@ -18,30 +18,21 @@ import dataclasses
 import torch
 
 from ...errors import require, require_float_range
-from ..registry import MethodParams, register_method
+from ..registry import register_method
 from .base import per_model
-from .tied import TiedMethod, validate_input_scale, validate_pre_bias
+from .tied import TiedMethod, TiedParams
 
 
 @dataclasses.dataclass(frozen=True)
-class BATheoryParams(MethodParams):
-    """target: fixed firing frequency p (0.01, our choice); a0: output scale (0.01, our choice);
-    smooth_width: width h of the smooth ReLU (0.1, our choice); input_scale: "none" (default),
-    "mean-norm" or a positive number c: train on x / c (our choice; see methods/tied.py); pre_bias: "train"
-    (default) or "fixed": b_pre stays at the first batch's mean (our choice; see methods/tied.py)."""
+class BATheoryParams(TiedParams):
+    """target: fixed firing frequency p (0.01, our choice); a0 here is the FIXED output scale (a gets
+    no gradient); the other knobs are those of every tied SAE (see TiedParams)."""
 
     target: float = 0.01
-    a0: float = 0.01
-    smooth_width: float = 0.1
-    input_scale: str | float = "none"
-    pre_bias: str = "train"
 
     def validate(self) -> None:
-        validate_input_scale(self.input_scale)
-        validate_pre_bias(self.pre_bias)
+        super().validate()
         require_float_range("target", self.target, 0.0, 1.0, low_open=True, high_open=True)
-        require_float_range("a0", self.a0, 0.0, 100.0, low_open=True)
-        require_float_range("smooth_width", self.smooth_width, 0.0, 10.0, low_open=True)
 
     def validate_for(self, train_cfg) -> None:
         k = round(self.target * train_cfg.batch_size)

@@ -14,14 +14,15 @@ import torch
 from ...errors import require, require_float_range, require_int_range
 from .. import bias_adaptation as adaptation
 from ..activations import ACTIVATIONS
-from ..registry import MethodParams, register_method
+from ..registry import register_method
 from .base import per_model
-from .tied import TiedMethod, validate_input_scale, validate_pre_bias
+from .tied import TiedMethod, TiedParams
 
 
 @dataclasses.dataclass(frozen=True)
-class AdaptationParams(MethodParams):
-    """Knobs shared by ba and gba.
+class AdaptationParams(TiedParams):
+    """Knobs shared by ba and gba (plus those of every tied SAE: a0, smooth_width, input_scale,
+    pre_bias; see TiedParams).
 
     gamma_plus, gamma_minus: bias step sizes (0.1; our choice from docs/recovery-study.md: the paper's
                  0.01, meant for long LLM runs, leaves the biases far from their targets after 5000
@@ -31,15 +32,7 @@ class AdaptationParams(MethodParams):
     adapt_every: optimiser steps between adaptations (50 [paper], at batch 512).
     buffer:      samples the statistics cover; None = adapt_every x batch_size (the paper's setting).
                  The rule needs >= ~10 / (lowest target) samples to see rare neurons fire (warned).
-    a0:          initial output scale a_m (0.01; our choice from docs/recovery-study.md: small a0
-                 decouples the neurons early, as the theory's a -> 0, FRR(0.99) 0.35 -> 0.80).
     activation:  "jumprelu" (default [paper]), "relu" or "smooth-relu" (see activations.py).
-    smooth_width: width h of the smooth ReLU (0.1; our choice).
-    input_scale: "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
-                 from the first batch as the mean centred norm (our choice; see methods/tied.py), so the
-                 bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
-    pre_bias:    "train" (default; b_pre gets gradients, PAPER.md section 3 [inferred]) or "fixed":
-                 b_pre stays at the first batch's mean (our choice; see methods/tied.py).
     """
 
     gamma_plus: float = 0.1
@@ -47,25 +40,18 @@ class AdaptationParams(MethodParams):
     eps: float = 1e-4
     adapt_every: int = 50
     buffer: int | None = None
-    a0: float = 0.01
     activation: str = "jumprelu"
-    smooth_width: float = 0.1
-    input_scale: str | float = "none"
-    pre_bias: str = "train"
 
     def validate(self) -> None:
-        validate_input_scale(self.input_scale)
-        validate_pre_bias(self.pre_bias)
+        super().validate()
         require_float_range("gamma_plus", self.gamma_plus, 0.0, 1.0)
         require_float_range("gamma_minus", self.gamma_minus, 0.0, 1.0)
         require_float_range("eps", self.eps, 0.0, 1.0)
         require_int_range("adapt_every", self.adapt_every, 1)
         if self.buffer is not None:
             require_int_range("buffer", self.buffer, 1)
-        require_float_range("a0", self.a0, 0.0, 100.0, low_open=True)
         require(self.activation in ACTIVATIONS,
                 f"activation must be one of {list(ACTIVATIONS)}, got {self.activation!r}")
-        require_float_range("smooth_width", self.smooth_width, 0.0, 10.0, low_open=True)
 
     def lowest_target(self) -> float:
         raise NotImplementedError

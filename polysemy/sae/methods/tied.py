@@ -33,10 +33,13 @@ value bit for bit, and models with different settings can share a stack.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ..models import TiedSAE
-from ...errors import ConfigError, require
+from ..registry import MethodParams
+from ...errors import ConfigError, require, require_float_range
 from .base import Method, StepOutput, generator_for, normalise_rows_, per_model, remove_parallel_, unit_rows
 
 INPUT_SCALES = ("none", "mean-norm")
@@ -54,6 +57,32 @@ def validate_input_scale(value) -> None:
     ok = value in INPUT_SCALES if isinstance(value, str) else (
         isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < float("inf"))
     require(ok, f"input_scale must be one of {list(INPUT_SCALES)} or a positive number, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TiedParams(MethodParams):
+    """Knobs of every tied SAE (gba, ba, ba-theory).
+
+    a0:           initial output scale a_m (0.01; our choice from docs/recovery-study.md: a small a0
+                  decouples the neurons early, as the theory's a -> 0; FRR(0.99) 0.35 -> 0.80).
+    smooth_width: width h of the smooth ReLU (0.1; our choice).
+    input_scale:  "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
+                  from the first batch as the mean centred norm (our choice; see the module docstring),
+                  so the bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
+    pre_bias:     "train" (default; b_pre gets gradients, PAPER.md section 3 [inferred]) or "fixed":
+                  b_pre stays at the first batch's mean (our choice; see the module docstring).
+    """
+
+    a0: float = 0.01
+    smooth_width: float = 0.1
+    input_scale: str | float = "none"
+    pre_bias: str = "train"
+
+    def validate(self) -> None:
+        validate_input_scale(self.input_scale)
+        validate_pre_bias(self.pre_bias)
+        require_float_range("a0", self.a0, 0.0, 100.0, low_open=True)
+        require_float_range("smooth_width", self.smooth_width, 0.0, 10.0, low_open=True)
 
 
 def input_scale_from_batch(setting, x0_BD: torch.Tensor) -> float:
