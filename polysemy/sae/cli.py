@@ -22,6 +22,14 @@ from ..errors import ConfigError, require_int_range
 DEFAULT_STEPS = 5000
 
 # CLI flag -> (argparse type, method parameter names it sets, help)
+def _word_or_number(text: str):
+    """A knob that takes a word ("none", "mean-norm") or a positive number."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 METHOD_KNOBS: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "k": (int, ("k",), "active latents per sample (topk; the average for batchtopk)"),
     "aux-k": (int, ("aux_k",), "dead latents used by the AuxK loss (topk, batchtopk)"),
@@ -40,6 +48,9 @@ METHOD_KNOBS: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "a0": (float, ("a0",), "initial output scale (gba, ba, ba-theory)"),
     "activation": (str, ("activation",), "jumprelu, relu or smooth-relu (gba, ba)"),
     "smooth-width": (float, ("smooth_width",), "width of the smooth ReLU (gba, ba, ba-theory)"),
+    "input-scale": (_word_or_number, ("input_scale",),
+                    "none (default), mean-norm or a number c: train on x / c (gba, ba, ba-theory)"),
+    "pre-bias": (str, ("pre_bias",), "train (default) or fixed at the first batch's mean (gba, ba, ba-theory)"),
     "l1": (float, ("l1",), "L1 coefficient (relu-l1)"),
     "l0-coef": (float, ("l0_coef",), "L0 penalty coefficient (jumprelu)"),
     "threshold": (float, ("threshold",), "initial threshold (jumprelu)"),

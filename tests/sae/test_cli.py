@@ -47,3 +47,21 @@ def test_bad_options_one_line_exit_2(bad, capsys):
     assert main(["train", *args, *bad]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("polysemy: error:") and "\n" not in err
+
+
+def test_tied_options_reach_the_method_params():
+    """--input-scale and --pre-bias set the tied SAEs' options; a bad value is a one-line error."""
+    import argparse
+
+    from polysemy.errors import ConfigError
+    from polysemy.sae.cli import method_params_from_args
+    from polysemy.sae.config import TrainConfig
+
+    args = argparse.Namespace(input_scale="mean-norm", pre_bias="fixed")
+    params = method_params_from_args("gba", args)
+    assert params == {"input_scale": "mean-norm", "pre_bias": "fixed"}
+    assert TrainConfig(method="gba", params=params).params["pre_bias"] == "fixed"
+    with pytest.raises(ConfigError, match="pre_bias must be one of"):
+        TrainConfig(method="gba", params={"pre_bias": "frozen"})
+    with pytest.raises(ConfigError, match="does not apply to method 'topk'"):
+        method_params_from_args("topk", argparse.Namespace(input_scale=2.0, pre_bias=None))
