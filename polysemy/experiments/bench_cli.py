@@ -70,17 +70,16 @@ def register(subparsers) -> None:
     peers.set_defaults(func=run_peers_command)
 
 
+def _given(args, *names: str) -> dict:
+    """The options among ``names`` that the user gave (argparse leaves the others at None)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def run_bench_command(args) -> int:
     from .throughput import BenchConfig, format_bench, run_bench, save_bench
 
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    changes = {}
-    if args.shapes is not None:
-        changes["shapes"] = args.shapes
-    if args.methods is not None:
-        changes["methods"] = args.methods
-    if args.batch is not None:
-        changes["batch"] = args.batch
+    changes = _given(args, "shapes", "methods", "batch")
     cfg = cfg.replace(**changes) if changes else cfg
     if args.threads is not None:
         require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
@@ -100,22 +99,14 @@ def run_bench_command(args) -> int:
 def run_peers_command(args) -> int:
     from .peers import PeersConfig, format_table, run_peers, save_outputs
 
-    changes = {}
-    if args.budget is not None:
-        changes["budget"] = args.budget
-    if args.worlds is not None:
-        changes["worlds"] = args.worlds
-    if args.systems is not None:
-        changes["systems"] = args.systems
-    if args.seed is not None:
-        changes["seed"] = args.seed
+    changes = _given(args, "budget", "worlds", "systems", "seed")
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
     result = run_peers(cfg, progress=True)
     paths = save_outputs(result, out_dir)
     print(f"polysemy peers: wrote {', '.join(paths.values())}", file=sys.stderr)
     if args.json:
-        print(json.dumps({k: v for k, v in result.items()}, default=str))
+        print(json.dumps(result, default=str))
     else:
         print(format_table(result["rows"]))
         for s in result["skipped"]:
