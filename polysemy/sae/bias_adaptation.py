@@ -1,9 +1,10 @@
 """Bias adaptation (BA / GBA), PAPER.md section 4: a hook of the one training loop, not a fork of it.
 
 State (buffers of :class:`~polysemy.sae.models.TiedSAE`, so checkpoints resume it exactly):
-``bias_GM``, ``group_GM``, ``target_GM``, and the statistics of the current window, accumulated
+``bias_GM``, ``group_GM``, ``target_GM``, the statistics of the current window, accumulated
 online instead of storing pre-activations: ``act_count_GM`` (samples with y_m > 0), ``peak_GM``
-(max(0, max y_m)) and ``stat_samples_G``.
+(max(0, max y_m)) and ``stat_samples_G``, and ``freq_GM``, the firing frequency each neuron achieved
+in the last completed window (kept for diagnostics: :func:`group_report`).
 
 Schedule (our choice, making the buffer a knob of its own): the statistics cover the last
 W = ceil(buffer / batch_size) steps before an adaptation; adaptations happen every
@@ -11,10 +12,13 @@ P = adapt_every * ceil(W / adapt_every) steps (so P = adapt_every when the buffe
 the paper's setting: every 50 steps at batch 512, buffer = 50 x 512 samples).
 
 Rule, per neuron m of group k, with p_m = count / samples and r_m its peak [paper]:
-  p_m > target_k:  b_m <- max(b_m - gamma_minus * r_m, -1)
+  p_m > target_k:  b_m <- max(b_m - gamma_minus * r_m, floor)
   p_m < eps:       b_m <- min(b_m + gamma_plus * rbar_k, 0),  rbar_k = mean of the positive peaks of group k
   otherwise:       unchanged.
-Biases start at 0 and stay in [-1, 0].
+The paper clamps at floor = -1 and starts the biases at 0. Both are method parameters here
+(``bias_floor``, ``bias_init``; see methods/gba.py): the lowering step can never take b_m below
+-max(u_m) over the window when gamma_minus < 1 (it moves b_m a fraction of the way to the largest
+projection), so the rule bounds itself by the data and the floor is only a guard.
 """
 
 from __future__ import annotations
@@ -61,12 +65,16 @@ def group_mean_positive_peak(peak_GM: torch.Tensor, group_GM: torch.Tensor) -> t
 
 
 @torch.no_grad()
-def adapt_biases(model, gamma_plus_G: torch.Tensor, gamma_minus_G: torch.Tensor, eps_G: torch.Tensor) -> None:
-    """Apply the rule to ``model.bias_GM`` from the window statistics, then reset them."""
+def adapt_biases(model, gamma_plus_G: torch.Tensor, gamma_minus_G: torch.Tensor, eps_G: torch.Tensor,
+                 floor_G: torch.Tensor | None = None) -> None:
+    """Apply the rule to ``model.bias_GM`` from the window statistics, then reset them.
+    ``floor_G``: the lower clamp per model (None: -1, the paper's)."""
     freq_GM = model.act_count_GM / model.stat_samples_G.clamp(min=1.0)[:, None]
+    model.freq_GM.copy_(freq_GM)
     peak_GM = model.peak_GM
     bias = model.bias_GM
-    lowered = (bias - gamma_minus_G[:, None] * peak_GM).clamp(min=-1.0)
+    floor = -torch.ones_like(bias[:, :1]) if floor_G is None else floor_G[:, None]
+    lowered = torch.maximum(bias - gamma_minus_G[:, None] * peak_GM, floor)
     rbar_GM = group_mean_positive_peak(peak_GM, model.group_GM)
     raised = (bias + gamma_plus_G[:, None] * rbar_GM).clamp(max=0.0)
     too_often = freq_GM > model.target_GM
@@ -75,3 +83,33 @@ def adapt_biases(model, gamma_plus_G: torch.Tensor, gamma_minus_G: torch.Tensor,
     model.act_count_GM.zero_()
     model.peak_GM.zero_()
     model.stat_samples_G.zero_()
+
+
+@torch.no_grad()
+def quantile_biases(u_GBM: torch.Tensor, target_GM: torch.Tensor, floor_G: torch.Tensor) -> torch.Tensor:
+    """Biases that make each neuron fire at its target frequency on one batch of projections (our
+    choice, for sample efficiency): b_m = -(the ceil(p_m B)-th largest u_m), so that about p_m B samples
+    have y = u + b > 0, clamped to [floor, 0]. A neuron whose target is below 1/B gets the batch's
+    largest projection (it fires on at most one sample of that batch)."""
+    G, B, M = u_GBM.shape
+    k_GM = (target_GM * B).ceil().clamp(1, B).long()
+    sorted_u = u_GBM.sort(dim=1, descending=True).values                      # [G, B, M]
+    kth = sorted_u.gather(1, (k_GM - 1)[:, None, :]).squeeze(1)               # k-th largest, [G, M]
+    return torch.minimum(torch.maximum(-kth, floor_G[:, None]), torch.zeros_like(kth))
+
+
+def group_report(model, floor_G: torch.Tensor, n_groups: int) -> dict[str, torch.Tensor]:
+    """Per group k: its target ``g{k}_target``, the mean frequency its neurons achieved in the last
+    window ``g{k}_freq``, and the fraction of its biases at a bound (the floor, or the ceiling 0)
+    ``g{k}_at_bound``; plus ``bias_at_bound`` over all neurons. Each value is a [G] tensor."""
+    G, M = model.bias_GM.shape
+    at_bound = ((model.bias_GM <= floor_G[:, None] + 1e-6) | (model.bias_GM >= -1e-9)).to(torch.float32)
+    one_hot = torch.nn.functional.one_hot(model.group_GM, n_groups).to(torch.float32)   # [G, M, K]
+    size = one_hot.sum(1).clamp(min=1.0)                                               # [G, K]
+    per = {"target": model.target_GM, "freq": model.freq_GM, "at_bound": at_bound}
+    out = {"bias_at_bound": at_bound.mean(1)}
+    for name, value in per.items():
+        mean_GK = torch.einsum("gm,gmk->gk", value, one_hot) / size
+        for k in range(n_groups):
+            out[f"g{k}_{name}"] = mean_GK[:, k]
+    return out

@@ -121,8 +121,8 @@ def _saelens_tensors(model: SAE) -> tuple[str, dict, dict]:
     s = model.stack
     if isinstance(s, TiedSAE):
         s = s.unscaled_copy()  # fold the input scale c into b_pre and the biases (c = 1 form)
-        w, a = s.w_GMD.detach()[0], s.a_GM.detach()[0]
-        W_enc, W_dec, b_dec = w.T, w * a[:, None], s.b_pre_GD.detach()[0]
+        # encoder w; decoder rows a_m w_m (tied) or a_m v_m (untied)
+        W_enc, W_dec, b_dec = s.w_GMD.detach()[0].T, s.decoder_rows()[0], s.b_pre_GD.detach()[0]
         bias = s.bias_GM[0]
         if s.activation == "jumprelu":
             if bool((bias > 0).any()):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
 from ..errors import ConfigError, require_int_range
+from . import diagnostics
 
 DEFAULT_STEPS = 5000
 
@@ -49,7 +51,11 @@ METHOD_KNOBS: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "activation": (str, ("activation",), "jumprelu, relu or smooth-relu (gba, ba)"),
     "smooth-width": (float, ("smooth_width",), "width of the smooth ReLU (gba, ba, ba-theory)"),
     "input-scale": (_word_or_number, ("input_scale",),
-                    "none (default), mean-norm or a number c: train on x / c (gba, ba, ba-theory)"),
+                    "none, mean-norm or a number c: train on x / c (gba, ba: default mean-norm; "
+                    "gba-paper, ba-theory: default none)"),
+    "decoder": (str, ("decoder",), "untied (default for gba, ba) or tied, the paper's (gba-paper)"),
+    "bias-init": (str, ("bias_init",), "quantile (default for gba, ba: fire at the target from step 0) or zero"),
+    "bias-floor": (float, ("bias_floor",), "lower clamp of the adapted biases, in units of x / c (default -1)"),
     "pre-bias": (str, ("pre_bias",), "train (default) or fixed at the first batch's mean (gba, ba, ba-theory)"),
     "l1": (float, ("l1",), "L1 coefficient (relu-l1)"),
     "l0-coef": (float, ("l0_coef",), "L0 penalty coefficient (jumprelu)"),
@@ -71,8 +77,10 @@ def register(subparsers) -> None:
     t.add_argument("--steps", type=int, default=None, help=f"optimiser steps (default {DEFAULT_STEPS})")
     t.add_argument("--samples", type=int, default=None, help="training samples instead of --steps")
     t.add_argument("--batch-size", type=int, default=512, help="samples per step (default 512)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    t.add_argument("--lr-schedule", default="constant", help="constant (default) or linear-decay")
+    t.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: the method's, 1e-2 for gba and ba, else 1e-3)")
+    t.add_argument("--lr-schedule", default=None,
+                   help="constant or linear-decay (default: the method's, linear-decay for gba and ba)")
     t.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
     t.add_argument("--data-seed", type=int, default=0, help="seed of the training stream (default 0)")
     t.add_argument("--log-every", type=int, default=100, help="steps between history rows (default 100)")
@@ -161,6 +169,9 @@ def run_train(args) -> int:
                    progress=not args.quiet)
     seconds = time.perf_counter() - started
     metrics = evaluate_on_world(result.model, world, n_samples=args.eval_samples)
+    warning = diagnostics.bound_warning(result.history)
+    if warning:
+        print(warning, file=sys.stderr)
     report = {
         "method": cfg.method, "frr": metrics["frr"], "mcc": metrics["mcc"], "mmcs": metrics["mmcs"],
         "l0": metrics["l0"], "true_l0": float(world.expected_l0), "alive_fraction": metrics["alive_fraction"],
@@ -168,6 +179,8 @@ def run_train(args) -> int:
         "samples": result.samples, "steps": result.steps, "seconds": seconds, "stop_reason": result.stop_reason,
         "metrics": metrics, "train_config": cfg.to_dict(), "world_config": world_cfg.to_dict(),
         "data_seed": args.data_seed, "saved": None,
+        "samples_to_recovery": diagnostics.samples_to_recovery(result.history),
+        "adaptation": diagnostics.adaptation_report(result.history),
     }
     if args.save:
         path = save_checkpoint(result, args.save)

@@ -19,13 +19,16 @@ class TrainConfig(Config):
     width:        number of latents M.
     steps:        optimiser steps (one batch each).
     batch_size:   samples per step B (used by world streams and to size the adaptation buffer).
-    lr:           Adam learning rate (default 1e-3: our choice; the paper does not give one).
+    lr:           Adam learning rate; None (default) takes the method's ``default_lr`` (1e-3 for most
+                  methods; 1e-2 for gba and ba, the largest that stayed stable in docs/recovery-study.md;
+                  the paper gives none). Stored resolved, so the config alone reproduces the run.
     seed:         initialisation seed (decoder directions, group assignment). The data seed is separate.
     log_every:    steps between rows of ``TrainResult.history``.
     params:       the method's parameters; validated by the method's params dataclass and stored fully
                   resolved (defaults filled in), so the config alone reproduces the run.
-    lr_schedule:  "constant" (default) or "linear-decay": lr falls linearly to 0 over the steps after
-                  ``lr_decay_start * steps`` (our choice, for sharper final recovery).
+    lr_schedule:  "constant" or "linear-decay": lr falls linearly to 0 over the steps after
+                  ``lr_decay_start * steps`` (our choice, for sharper final recovery). None (default)
+                  takes the method's ``default_lr_schedule`` ("constant"; "linear-decay" for gba and ba).
     lr_decay_start: fraction of the run after which "linear-decay" starts.
     stop_on_plateau: with ground truth given, stop when recovery has plateaued. Rule (our choice): at a
                   log point, stop if neither FRR(0.9) nor FRR(0.99) rose by more than
@@ -36,11 +39,11 @@ class TrainConfig(Config):
     width: int = 512
     steps: int = 5000
     batch_size: int = 512
-    lr: float = 1e-3
+    lr: float | None = None
     seed: int = 0
     log_every: int = 100
     params: dict = dataclasses.field(default_factory=dict)
-    lr_schedule: str = "constant"
+    lr_schedule: str | None = None
     lr_decay_start: float = 0.8
     stop_on_plateau: bool = False
     plateau_patience: int = 5
@@ -55,6 +58,10 @@ class TrainConfig(Config):
         require(method is not None, f"method must be a registered method name, got {self.method!r}")
         resolved = method.Params.resolve(self.params)
         object.__setattr__(self, "params", resolved.to_dict())
+        if self.lr is None:
+            object.__setattr__(self, "lr", method.default_lr)
+        if self.lr_schedule is None:
+            object.__setattr__(self, "lr_schedule", method.default_lr_schedule)
         super().__post_init__()
 
     def validate(self) -> None:
@@ -82,8 +89,8 @@ class TrainConfig(Config):
     def with_param(self, name: str, value: Any) -> "TrainConfig":
         """A copy with ``name`` set: a TrainConfig field if one has that name, else a method parameter."""
         fields = {f.name for f in dataclasses.fields(self)}
-        if name == "method":  # another method has other parameters: start from its defaults
-            return self.replace(method=value, params={})
+        if name == "method":  # another method has other parameters (and lr): start from its defaults
+            return self.replace(method=value, params={}, lr=None, lr_schedule=None)
         if name in fields:
             return self.replace(**{name: value})
         from .registry import get_method

@@ -22,6 +22,7 @@ from torch import nn
 from .activations import tied_activation
 
 ENCODERS = ("relu", "topk", "batchtopk", "jumprelu")
+DECODERS = ("tied", "untied")     # of the TiedSAE: the paper's tied decoder, or its own rows
 
 
 class StackedSAE(nn.Module):
@@ -54,7 +55,8 @@ class StackedSAE(nn.Module):
 
 class TiedSAE(StackedSAE):
     """The paper's tied SAE, stacked. Parameters: w_GMD (unit rows), a_GM, b_pre_GD.
-    Buffers: bias_GM in [-1, 0] for BA/GBA, the adaptation state (see bias_adaptation.py), and the
+    With ``decoder="untied"`` the decoder has its own unit rows v_GMD: x_hat = sum_m z_m a_m v_m + b_pre
+    (the encoder keeps w; our choice, see methods/gba.py). Buffers: bias_GM in [-1, 0] for BA/GBA, the adaptation state (see bias_adaptation.py), and the
     input scale c = input_scale_G (1 unless the method's ``input_scale`` is set; our choice).
 
     With c != 1 the SAE itself lives on the scale x / c: w, a, b_pre and b are those of the paper's SAE
@@ -68,12 +70,19 @@ class TiedSAE(StackedSAE):
 
     trainable_names = ("w_GMD", "a_GM", "b_pre_GD")
 
-    def __init__(self, G: int, d: int, width: int, activation: str = "jumprelu"):
+    def __init__(self, G: int, d: int, width: int, activation: str = "jumprelu", decoder: str = "tied"):
         super().__init__(G, d, width)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         self.activation = activation
+        self.decoder = decoder
         self.w_GMD = nn.Parameter(torch.zeros(G, width, d), requires_grad=False)
         self.a_GM = nn.Parameter(torch.zeros(G, width), requires_grad=False)
         self.b_pre_GD = nn.Parameter(torch.zeros(G, d), requires_grad=False)
+        if decoder == "untied":
+            # decoder directions v_m (unit rows), separate from the encoder's w_m (our choice, for precision)
+            self.v_GMD = nn.Parameter(torch.zeros(G, width, d), requires_grad=False)
+            self.trainable_names = self.trainable_names + ("v_GMD",)
         self.register_buffer("bias_GM", torch.zeros(G, width))
         self.register_buffer("smooth_width_G", torch.full((G,), 0.1))
         # bias-adaptation state: group id, target frequency, and the statistics of the current window
@@ -82,6 +91,7 @@ class TiedSAE(StackedSAE):
         self.register_buffer("act_count_GM", torch.zeros(G, width))
         self.register_buffer("peak_GM", torch.zeros(G, width))
         self.register_buffer("stat_samples_G", torch.zeros(G))
+        self.register_buffer("freq_GM", torch.zeros(G, width))     # achieved frequency, last window
         self.register_buffer("input_scale_G", torch.ones(G))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -89,10 +99,18 @@ class TiedSAE(StackedSAE):
         key = prefix + "input_scale_G"
         if key not in state_dict and prefix + "w_GMD" in state_dict:
             state_dict[key] = torch.ones(state_dict[prefix + "w_GMD"].shape[0])
+        # ... and before the achieved frequency was kept: unknown, 0
+        key = prefix + "freq_GM"
+        if key not in state_dict and prefix + "w_GMD" in state_dict:
+            state_dict[key] = torch.zeros(state_dict[prefix + "w_GMD"].shape[:2])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def structure(self) -> dict:
-        return {"activation": self.activation}
+        return {"activation": self.activation, "decoder": self.decoder}
+
+    def decoder_directions(self) -> torch.Tensor:
+        """The unit rows the decoder uses: w (tied, the paper's SAE) or v (untied), [G, M, D]."""
+        return self.v_GMD if self.decoder == "untied" else self.w_GMD
 
     def scaled(self) -> bool:
         """Whether any model of the stack uses an input scale c != 1."""
@@ -119,7 +137,7 @@ class TiedSAE(StackedSAE):
     @torch.no_grad()
     def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
         """x_hat = acts (a w) + c b_pre."""
-        return torch.baddbmm(self.offset_GD()[:, None, :], acts_GBM * self.a_GM[:, None, :], self.w_GMD)
+        return torch.baddbmm(self.offset_GD()[:, None, :], acts_GBM * self.a_GM[:, None, :], self.decoder_directions())
 
     def offset_GD(self) -> torch.Tensor:
         """The decoder's offset in units of x: c b_pre, [G, D]."""
@@ -127,7 +145,7 @@ class TiedSAE(StackedSAE):
 
     def decoder_rows(self) -> torch.Tensor:
         """Effective decoder rows a_m w_m, [G, M, D] (x_hat = acts @ rows + c b_pre)."""
-        return self.w_GMD.detach() * self.a_GM.detach()[:, :, None]
+        return self.decoder_directions().detach() * self.a_GM.detach()[:, :, None]
 
     def unscaled_copy(self) -> "TiedSAE":
         """The equivalent model with c = 1 (same encode/decode on x): b_pre -> c b_pre, b -> c b,

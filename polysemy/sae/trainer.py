@@ -282,7 +282,7 @@ def _train_stack(cfgs, data, d, truths, progress, resumes) -> list[TrainResult]:
                 stats["dead_fraction"] = [1.0 - a for a in stats["alive_fraction"]]
                 for k, v in extra_sum.items():
                     stats[k] = (v / steps_in_log).tolist()
-                for k, v in method.log_values(model).items():
+                for k, v in method.log_values(model, hyper).items():
                     stats[k] = v.tolist()
                 rows_G = model.decoder_rows()
                 elapsed = time.perf_counter() - started

@@ -52,6 +52,8 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--spread", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="each coefficient is h_i times U[LO, HI] (default 0.5 1.5)")
     g.add_argument("--noise", type=float, default=None, help="std of additive Gaussian noise (default 0)")
+    g.add_argument("--scale", type=float, default=None, metavar="C",
+                   help="multiply every sample by C > 0 (default 1): the same world in other units")
     g.add_argument("--world-seed", type=int, default=None,
                    help="seed of the dictionary and magnitudes (default 0; the data seed is separate)")
     return parser
@@ -61,7 +63,7 @@ _DIRECT = {  # argparse dest -> WorldConfig field, copied when given
     "n": "n", "d": "d", "s": "s", "dictionary": "dictionary", "coherence": "coherence", "matrix": "matrix",
     "support": "support", "frequency_profile": "frequency_profile", "frequency": "frequency",
     "zipf_exponent": "zipf_exponent", "f_max": "f_max", "f_min": "f_min", "rho2": "rho2",
-    "imbalance": "imbalance", "noise": "noise", "world_seed": "seed",
+    "imbalance": "imbalance", "noise": "noise", "scale": "scale", "world_seed": "seed",
 }
 
 

@@ -46,6 +46,8 @@ Coefficients: h_i = magnitude_i * U[spread]
                   | "explicit" (``magnitudes``, n positive values).
     spread [(0.5, 1.5)]  each active coefficient is multiplied by U[lo, hi] (PAPER.md 1, [unknown]).
     noise [0.0]   standard deviation sigma of additive Gaussian noise on x.
+    scale [1.0]   every sample (coefficients and noise) is multiplied by this constant C > 0 (our choice:
+                  a world in other units, to check that a method does not depend on the input scale).
 
 Seed
     seed [0]      fixes the dictionary and the magnitude order. The *data seed* of
@@ -118,6 +120,7 @@ class WorldConfig(Config):
     magnitudes: tuple | None = None
     spread: tuple = (0.5, 1.5)
     noise: float = 0.0
+    scale: float = 1.0
     seed: int = 0
 
     # -- derived quantities that need no sampling ------------------------------------------------
@@ -252,6 +255,7 @@ class WorldConfig(Config):
                 and 0 < float(spread[0]) <= float(spread[1]),
                 f"spread must be a pair (lo, hi) with 0 < lo <= hi, got {spread!r}")
         require_float_range("noise", self.noise, 0.0, math.inf, high_open=True)
+        require_float_range("scale", self.scale, 0.0, 1e12, low_open=True)
         if self.magnitude_profile == "geometric" or self.imbalance != 1.0:
             require(self.magnitude_profile == "geometric",
                     f"imbalance applies only to magnitude_profile='geometric', got {self.magnitude_profile!r}")

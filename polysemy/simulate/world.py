@@ -124,6 +124,8 @@ class World:
         spread_BK = self._spread_lo + self._spread_width * torch.rand(
             indices_BK.shape, generator=generator, dtype=torch.float32)
         values_BK = self.magnitudes[safe_BK] * spread_BK
+        if self.config.scale != 1.0:
+            values_BK *= float(self.config.scale)
         if padded:
             values_BK.masked_fill_(indices_BK < 0, 0.0)
         if indices_BK.shape[1] == 0:
@@ -131,7 +133,8 @@ class World:
         else:  # sum_k values[b, k] * V[indices[b, k]]: a fused gather + weighted sum, O(K d) per sample
             x_BD = torch.nn.functional.embedding_bag(safe_BK, self.V, per_sample_weights=values_BK, mode="sum")
         if self.config.noise > 0:
-            x_BD += float(self.config.noise) * torch.randn(x_BD.shape, generator=generator, dtype=torch.float32)
+            x_BD += float(self.config.noise * self.config.scale) * torch.randn(
+                x_BD.shape, generator=generator, dtype=torch.float32)
         return Batch(x=x_BD, indices=indices_BK, values=values_BK)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:

@@ -9,6 +9,7 @@ torch.set_num_threads(1)
 
 SMALL_PARAMS = {  # method -> params that make a few dozen steps meaningful on a tiny world
     "gba": {"adapt_every": 5, "buffer": 2000},
+    "gba-paper": {"adapt_every": 5, "buffer": 2000},
     "ba": {"adapt_every": 5, "buffer": 2000, "target": 0.05},
     "ba-theory": {"target": 0.05},
     "topk": {"k": 2, "dead_after_samples": 256},

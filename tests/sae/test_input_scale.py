@@ -18,8 +18,9 @@ TIED = ("gba", "ba", "ba-theory")
 
 def cfg_for(method, input_scale="mean-norm", steps=STEPS, seed=0):
     params = {**SMALL_PARAMS[method], "input_scale": input_scale}
+    # constant lr: a decaying schedule depends on the total steps, so a shorter first run would differ
     return TrainConfig(method=method, width=48, steps=steps, batch_size=64, log_every=10, seed=seed,
-                       params=params)
+                       lr_schedule="constant", params=params)
 
 
 def run(method, batches, scale=1.0, input_scale="mean-norm", steps=STEPS):

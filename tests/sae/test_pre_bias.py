@@ -15,11 +15,12 @@ TIED = ("gba", "ba", "ba-theory")
 
 
 def cfg_for(method, pre_bias, steps=STEPS, seed=0, activation=None):
-    params = {**SMALL_PARAMS[method], "pre_bias": pre_bias}
+    params = {**SMALL_PARAMS[method], "pre_bias": pre_bias, "input_scale": "none"}   # b_pre in units of x
     if activation is not None:
         params["activation"] = activation
+    # constant lr: a decaying schedule depends on the total steps, so a shorter first run would differ
     return TrainConfig(method=method, width=48, steps=steps, batch_size=64, log_every=10, seed=seed,
-                       params=params)
+                       lr_schedule="constant", params=params)
 
 
 def run(cfg, batches):

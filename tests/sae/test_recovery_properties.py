@@ -187,11 +187,14 @@ def test_targets_far_above_the_band_do_not_recover(n, seed):
     upper end min(sqrt f, f d) = sqrt(2/n) <= 0.25: ba-theory at p = 0.5, GBA over 0.5 ... 0.3. Every
     neuron then fires on mixtures of many features. Bound: measured FRR(0.9) = 0 on every draw (GBA's
     FRR(0.8) reached 0.52 once: its neurons come near features, never onto them); we require
-    FRR(0.9) <= 0.1, where the in-band runs above reach >= 0.85."""
+    FRR(0.9) <= 0.1, where the in-band runs above reach >= 0.85. The claim is the theory's, about its
+    tied SAE, so GBA runs with decoder="tied" here: gba's default untied decoder, fitted to whatever
+    the neurons fire on, reached FRR(0.9) = 0.44 on this world (docs/recovery-study.md)."""
     world = light_world(n, 2, seed)
     ba = train_on(world, "ba-theory", {"target": 0.5}, steps=800, batch_size=512, seed=seed % 97)
     assert frr(ba.model, world)["0.9"] <= 0.1
-    gba = train_on(world, "gba", {**FAST_GBA, "htf": 0.5, "ltf": 0.3, "eps": 0.01}, steps=1500, seed=seed % 97)
+    gba = train_on(world, "gba", {**FAST_GBA, "htf": 0.5, "ltf": 0.3, "eps": 0.01, "decoder": "tied"}, steps=1500,
+                   seed=seed % 97)
     assert frr(gba.model, world)["0.9"] <= 0.1
 
 
@@ -237,17 +240,19 @@ def test_ba_frequencies_move_toward_the_target(target, seed):
     neuron fires more often than the target; it never raises a neuron firing between eps and the target,
     so the target is a ceiling, approached from above (undershoot is allowed). Frequencies are measured
     on 16384 fresh samples (binomial error sqrt(p/16384) <= 0.004 for p <= 0.25). After 600 steps:
-    the median distance |freq - target| has at least halved, and at most 10% of the neurons fire more
+    the median excess max(freq - target, 0) has at least halved, and at most 10% of the neurons fire more
     than 1.5x the target, not counting neurons whose bias sits at the clamp -1 (they cannot fire less:
-    with coefficients up to 1.5, a neuron on a feature of f = 1/16 still fires when h > 1)."""
+    with coefficients up to 1.5, a neuron on a feature of f = 1/16 still fires when h > 1). The premise
+    is the paper's start at 0 (bias_init="zero"; the default starts every neuron at its target)."""
     world = light_world(32, 2, seed)
-    params = {**FAST_GBA, "target": target}
+    params = {**FAST_GBA, "target": target, "bias_init": "zero"}
     start = train_on(world, "ba", params, steps=0, width=64, seed=seed % 97)
     before = firing_frequencies(start.model, world)
     result = train_on(world, "ba", params, steps=600, width=64, seed=seed % 97)
     after = firing_frequencies(result.model, world)
     assert np.median(before) > 0.3          # the premise: far above every target at the start
-    assert np.median(np.abs(after - target)) <= 0.5 * np.median(np.abs(before - target))
+    excess = lambda freq: np.maximum(freq - target, 0.0)  # noqa: E731 - the ceiling: undershoot is no error
+    assert np.median(excess(after)) <= 0.5 * np.median(excess(before))
     free = ~clamped_at_minus_one(result.model.stack.bias_GM[0])
     assert np.mean(after[free] > 1.5 * target) <= 0.1, (target, np.sort(after[free]))
 
@@ -284,9 +289,10 @@ def test_silenced_neurons_fire_again(seed):
     below 1, so a killed neuron cannot fire (checked). The rule raises the bias of a neuron firing on
     fewer than eps of its window by gamma_+ times its group's mean positive peak (~0.25 here; gamma_+ =
     0.2 so that it takes ~20 adaptations), so after 600 more steps every killed neuron's bias has risen
-    and >= 95% of them fire again on 65536 fresh samples (measured: 100% on two draws)."""
+    and >= 95% of them fire again on 65536 fresh samples (measured: 100% on two draws). The bound on |u|
+    is in units of x, so the SAE trains on x itself here (input_scale="none")."""
     world = World(WorldConfig(n=32, d=16, s=2, spread=(0.25, 0.5), seed=seed))
-    params = {**FAST_GBA, "gamma_plus": 0.2}
+    params = {**FAST_GBA, "gamma_plus": 0.2, "input_scale": "none"}
     first = train_on(world, "gba", params, steps=300, width=64, seed=seed % 97)
     stack = first.model.stack
     killed = torch.randperm(64, generator=torch.Generator().manual_seed(seed))[:16]

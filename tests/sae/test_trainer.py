@@ -36,7 +36,8 @@ def test_same_seed_same_result_bitwise(method, tiny_batches):
 def test_stacked_equals_sequential(method, tiny_world):
     # different seeds, learning rates and data streams per model; one model with another method knob
     cfgs = [cfg_for(method, seed=s, lr=1e-3 * (1 + s)) for s in range(3)]
-    knob = {"topk": ("k", 3), "batchtopk": ("k", 3), "gba": ("gamma_minus", 0.05), "ba": ("target", 0.1),
+    knob = {"topk": ("k", 3), "batchtopk": ("k", 3), "gba": ("gamma_minus", 0.05),
+            "gba-paper": ("decoder", "tied"), "ba": ("target", 0.1),
             "ba-theory": ("target", 0.1), "relu-l1": ("l1", 0.1), "jumprelu": ("l0_coef", 0.05)}[method]
     cfgs[2] = cfgs[2].with_param(*knob)
     streams = lambda: [tiny_world.stream(64, seed=10 + s) for s in range(3)]  # noqa: E731

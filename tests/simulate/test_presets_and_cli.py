@@ -10,9 +10,11 @@ from polysemy.simulate.cli_options import add_world_arguments, world_config_from
 
 
 def test_presets_are_the_papers_worlds():
-    assert set(PRESETS) == {"paper-toy", "theorem-uniform", "resonance-light", "resonance-heavy"}
-    toy = get_preset("paper-toy")
-    assert (toy.n, toy.d, toy.support, tuple(toy.mixture_levels)) == (128, 42, "mixture", (3, 20))
+    assert {"paper-toy", "paper-toy-literal", "theorem-uniform", "resonance-light", "resonance-heavy"} <= set(PRESETS)
+    toy, literal = get_preset("paper-toy"), get_preset("paper-toy-literal")
+    # the calibrated reading moves only d (docs/recovery-study.md); the literal one keeps the paper's d = 42
+    assert (toy.n, toy.d, toy.support, tuple(toy.mixture_levels)) == (128, 112, "mixture", (3, 20))
+    assert literal.replace(d=112) == toy and literal.d == 42
     uniform = get_preset("theorem-uniform")
     assert (uniform.n, uniform.d, uniform.s, uniform.support, uniform.dictionary) == (256, 64, 3, "exact", "gaussian")
     light, heavy = get_preset("resonance-light"), get_preset("resonance-heavy")

@@ -32,6 +32,8 @@ class Method:
 
     name: str = "?"
     Params: type[MethodParams] = MethodParams
+    default_lr: float = 1e-3                  # TrainConfig.lr when none is given (our choice)
+    default_lr_schedule: str = "constant"     # TrainConfig.lr_schedule when none is given
 
     # -- stacking ----------------------------------------------------------------------------------
     def structure_key(self, cfg) -> tuple:
@@ -65,7 +67,7 @@ class Method:
     def end_of_step(self, model, hyper: dict, step: int) -> None:
         return None
 
-    def log_values(self, model) -> dict[str, torch.Tensor]:
+    def log_values(self, model, hyper: dict | None = None) -> dict[str, torch.Tensor]:
         """Extra per-model values for the history table, [G] each."""
         return {}
 

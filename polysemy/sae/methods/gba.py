@@ -14,15 +14,23 @@ import torch
 from ...errors import require, require_float_range, require_int_range
 from .. import bias_adaptation as adaptation
 from ..activations import ACTIVATIONS
+from ..models import DECODERS
 from ..registry import register_method
 from .base import per_model
 from .tied import TiedMethod, TiedParams
+
+BIAS_INITS = ("quantile", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
 class AdaptationParams(TiedParams):
     """Knobs shared by ba and gba (plus those of every tied SAE: a0, smooth_width, input_scale,
     pre_bias; see TiedParams).
+
+    input_scale: "mean-norm" here (our choice): the SAE trains on x / c with c the first batch's mean
+                 centred norm, so multiplying the data by any constant changes nothing (c scales with
+                 it) and the bias floor sees O(1) projections. Encode, decode and exports stay in the
+                 units of x (models.TiedSAE). "none" is the paper's setting (gba-paper).
 
     gamma_plus, gamma_minus: bias step sizes (0.1; our choice from docs/recovery-study.md: the paper's
                  0.01, meant for long LLM runs, leaves the biases far from their targets after 5000
@@ -33,14 +41,27 @@ class AdaptationParams(TiedParams):
     buffer:      samples the statistics cover; None = adapt_every x batch_size (the paper's setting).
                  The rule needs >= ~10 / (lowest target) samples to see rare neurons fire (warned).
     activation:  "jumprelu" (default [paper]), "relu" or "smooth-relu" (see activations.py).
+    bias_init:   "quantile" (default; our choice): each bias starts where its neuron fires at its target
+                 frequency on the first batch (bias_adaptation.quantile_biases), so training does not
+                 spend its first ~10^5 samples lowering every bias from 0; "zero": the paper's start.
+    bias_floor:  lower clamp of the biases, in units of the SAE's input x / c (-1 [paper]). A bias that
+                 ends at a bound is reported in the history (``bias_at_bound``, per group) and warned
+                 about by ``polysemy train``.
+    decoder:     "tied" (the paper's SAE: x_hat = sum z_m a_m w_m + b_pre) or "untied": the decoder has
+                 unit rows v_m of its own, trained by the same loss, while the encoder keeps w_m, the
+                 biases and their adaptation (our choice; see docs/recovery-study.md).
     """
 
+    input_scale: str | float = "mean-norm"
     gamma_plus: float = 0.1
     gamma_minus: float = 0.1
     eps: float = 1e-4
     adapt_every: int = 50
     buffer: int | None = None
     activation: str = "jumprelu"
+    bias_init: str = "quantile"
+    bias_floor: float = -1.0
+    decoder: str = "untied"
 
     def validate(self) -> None:
         super().validate()
@@ -52,6 +73,9 @@ class AdaptationParams(TiedParams):
             require_int_range("buffer", self.buffer, 1)
         require(self.activation in ACTIVATIONS,
                 f"activation must be one of {list(ACTIVATIONS)}, got {self.activation!r}")
+        require(self.bias_init in BIAS_INITS, f"bias_init must be one of {list(BIAS_INITS)}, got {self.bias_init!r}")
+        require_float_range("bias_floor", self.bias_floor, -1e6, 0.0, high_open=True)
+        require(self.decoder in DECODERS, f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
 
     def lowest_target(self) -> float:
         raise NotImplementedError
@@ -120,6 +144,8 @@ class GBA(TiedMethod):
     """Group Bias Adaptation on the tied SAE."""
 
     Params = GBAParams
+    default_lr = 1e-2                    # our choice (docs/recovery-study.md): fastest stable rate
+    default_lr_schedule = "linear-decay"
 
     def structural(self, cfg) -> tuple:
         params = cfg.method_params
@@ -146,6 +172,8 @@ class GBA(TiedMethod):
             "gamma_plus_G": per_model((p.gamma_plus for p in params), device),
             "gamma_minus_G": per_model((p.gamma_minus for p in params), device),
             "eps_G": per_model((p.eps for p in params), device),
+            "floor_G": per_model((p.bias_floor for p in params), device),
+            "groups": max(len(self.target_list(p)) for p in params),
             "period": period,
             "window": window,
         }
@@ -156,7 +184,23 @@ class GBA(TiedMethod):
 
     def end_of_step(self, model, hyper, step) -> None:
         if adaptation.is_adaptation_step(step, hyper["period"]):
-            adaptation.adapt_biases(model, hyper["gamma_plus_G"], hyper["gamma_minus_G"], hyper["eps_G"])
+            adaptation.adapt_biases(model, hyper["gamma_plus_G"], hyper["gamma_minus_G"], hyper["eps_G"],
+                                    hyper["floor_G"])
+
+    @torch.no_grad()
+    def init_biases(self, model, cfgs, x0_GBD) -> None:
+        """bias_init="quantile": fire at the target on the first batch (see AdaptationParams)."""
+        floor = torch.tensor([c.method_params.bias_floor for c in cfgs], device=x0_GBD.device)
+        quantile = adaptation.quantile_biases(model.project(x0_GBD), model.target_GM, floor)
+        for g, cfg in enumerate(cfgs):
+            if cfg.method_params.bias_init == "quantile":
+                model.bias_GM[g] = quantile[g]
+
+    def log_values(self, model, hyper=None) -> dict:
+        values = super().log_values(model, hyper)
+        if hyper is not None:
+            values.update(adaptation.group_report(model, hyper["floor_G"], hyper["groups"]))
+        return values
 
 
 @register_method("ba")
@@ -169,3 +213,27 @@ class BA(GBA):
         return [params.target]
 
 
+
+
+@dataclasses.dataclass(frozen=True)
+class GBAPaperParams(GBAParams):
+    """The paper's GBA as published (arXiv v1): gamma = 0.01 [paper], targets 0.1 ... 0.001 in 10 groups
+    [paper], biases from 0 clamped to [-1, 0] [paper], the tied decoder [paper], raw inputs (no input
+    scale; the paper assumes O(1) inputs), a0 = 0.1 [unknown; our earlier default]."""
+
+    input_scale: str | float = "none"
+    gamma_plus: float = 0.01
+    gamma_minus: float = 0.01
+    a0: float = 0.1
+    bias_init: str = "zero"
+    decoder: str = "tied"
+
+
+@register_method("gba-paper")
+class GBAPaper(GBA):
+    """GBA exactly as the paper publishes it, to run its rows as the paper ran them (lr: 1e-3 constant,
+    [unknown]; the paper gives none)."""
+
+    Params = GBAPaperParams
+    default_lr = 1e-3
+    default_lr_schedule = "constant"

@@ -106,11 +106,15 @@ class TiedMethod(Method):
     def activation(self, params) -> str:
         return params.activation
 
+    def decoder(self, params) -> str:
+        return getattr(params, "decoder", "tied")
+
     def structural(self, cfg) -> tuple:
-        return (self.activation(cfg.method_params),)
+        return (self.activation(cfg.method_params), self.decoder(cfg.method_params))
 
     def new_model(self, cfgs, d):
-        return TiedSAE(len(cfgs), d, cfgs[0].width, activation=self.activation(cfgs[0].method_params))
+        params = cfgs[0].method_params
+        return TiedSAE(len(cfgs), d, cfgs[0].width, activation=self.activation(params), decoder=self.decoder(params))
 
     def hyper(self, cfgs, d, device):
         """Per-model factor on dL/db_pre: 1 for pre_bias="train", 0 for "fixed"."""
@@ -127,6 +131,8 @@ class TiedMethod(Method):
             params = cfg.method_params
             gen = generator_for(cfg.seed)
             model.w_GMD[g] = unit_rows(gen, cfg.width, d)
+            if model.decoder == "untied":
+                model.v_GMD[g] = model.w_GMD[g]          # the decoder starts tied to the encoder
             model.a_GM[g] = params.a0
             # b_pre starts at the mean of the first batch (standard trick; our choice for the tied SAE)
             model.b_pre_GD[g] = x0_GBD[g].mean(0)
@@ -138,7 +144,12 @@ class TiedMethod(Method):
             model.input_scale_G[g] = c
             # b_pre starts at the mean of the first batch on the SAE's scale x / c
             model.b_pre_GD[g] /= c
+        self.init_biases(model, cfgs, x0_GBD)
         return model
+
+    def init_biases(self, model, cfgs, x0_GBD) -> None:
+        """Hook at initialisation, after w, b_pre and c are set: biases start at 0 unless overridden."""
+        return None
 
     def set_biases(self, model, u_GBM: torch.Tensor, hyper: dict, step: int) -> None:
         """Hook before the activation: ba-theory sets biases from the batch here."""
@@ -167,26 +178,35 @@ class TiedMethod(Method):
             active = torch.gt(y, 0.0, out=_work(model, "active", u.shape, u))
         fired = active.sum(1)
         self.accumulate_statistics(model, u, fired, hyper, step)
-        scaled_w = w * a[:, :, None]                                  # s_m = a_m w_m
+        untied = model.decoder == "untied"
+        dec = model.decoder_directions()                              # w (tied) or v (untied)
+        scaled_w = dec * a[:, :, None]                                # s_m = a_m w_m (a_m v_m untied)
         e = torch.baddbmm(b_pre[:, None, :] - x_GBD, z, scaled_w)     # x_hat - x
         mse = 0.5 * e.square().sum((1, 2)) / B
         e.div_(B)                                                     # dL/dx_hat
         g_u = torch.bmm(e, scaled_w.transpose(1, 2), out=_work(model, "g", u.shape, u)).mul_(dz)
         P = torch.bmm(z.transpose(1, 2), e)                           # [G, M, D]
-        g_a = (P * w).sum(2) if self.train_scale else None
-        g_w = torch.baddbmm(P.mul_(a[:, :, None]), g_u.transpose(1, 2), xc)
+        g_a = (P * dec).sum(2) if self.train_scale else None
+        if untied:   # dL/dv_m = a_m P_m; dL/dw_m = sum_b g_u[b,m] (x_b - b_pre)
+            g_v = P.mul_(a[:, :, None])
+            g_w = torch.bmm(g_u.transpose(1, 2), xc)
+        else:
+            g_w = torch.baddbmm(P.mul_(a[:, :, None]), g_u.transpose(1, 2), xc)
         g_b_pre = e.sum(1) - torch.bmm(g_u.sum(1, keepdim=True), w)[:, 0, :]
         g_b_pre.mul_(hyper["train_pre_bias_G"][:, None])              # 0 for pre_bias="fixed"
         if self.spherical:
             remove_parallel_(g_w, w)
         if scaled:
             mse = mse * model.input_scale_G.square()                   # report in units of x^2
-        return StepOutput(loss_G=mse, mse_G=mse, grads=[g_w, g_a, g_b_pre], fired_GM=fired)
+        grads = [g_w, g_a, g_b_pre] + ([g_v] if untied else [])
+        return StepOutput(loss_G=mse, mse_G=mse, grads=grads, fired_GM=fired)
 
     def after_update(self, model, hyper) -> None:
         normalise_rows_(model.w_GMD)   # ||w_m|| = 1 after each step [paper]
+        if model.decoder == "untied":
+            normalise_rows_(model.v_GMD)
 
-    def log_values(self, model) -> dict:
+    def log_values(self, model, hyper=None) -> dict:
         return {"bias_mean": model.bias_GM.mean(1), "scale_mean": model.a_GM.detach().mean(1)}
 
 
