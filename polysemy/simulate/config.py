@@ -249,9 +249,10 @@ class WorldConfig(Config):
         n = self.n
         spread = self.spread
         require(isinstance(spread, (tuple, list)) and len(spread) == 2 and all(_is_number(v) for v in spread)
-                and 0 < float(spread[0]) <= float(spread[1]),
-                f"spread must be a pair (lo, hi) with 0 < lo <= hi, got {spread!r}")
-        require_float_range("noise", self.noise, 0.0, math.inf, high_open=True)
+                and 0 < float(spread[0]) <= float(spread[1]) <= COEFFICIENT_LIMIT,
+                f"spread must be a pair (lo, hi) with 0 < lo <= hi <= {COEFFICIENT_LIMIT:.0e} "
+                f"(larger coefficients overflow float32 in training), got {spread!r}")
+        require_float_range("noise", self.noise, 0.0, COEFFICIENT_LIMIT)
         if self.magnitude_profile == "geometric" or self.imbalance != 1.0:
             require(self.magnitude_profile == "geometric",
                     f"imbalance applies only to magnitude_profile='geometric', got {self.magnitude_profile!r}")
@@ -262,6 +263,15 @@ class WorldConfig(Config):
             require(isinstance(self.magnitudes, (tuple, list)) and len(self.magnitudes) == n
                     and all(_is_number(m) and float(m) > 0 for m in self.magnitudes),
                     f"magnitudes must be a list of n={n} positive numbers, got {_describe(self.magnitudes)}")
+            top = max(float(m) for m in self.magnitudes) * float(spread[1])
+            require(top <= COEFFICIENT_LIMIT,
+                    f"magnitudes times spread hi must be at most {COEFFICIENT_LIMIT:.0e} (larger coefficients "
+                    f"overflow float32 in training), got {top:.3g}")
+
+
+# Largest coefficient (and noise std) a world may have: sums of squares of [B, d] float32 batches stay
+# finite and precise below it (our choice; float32 overflows at 3.4e38).
+COEFFICIENT_LIMIT = 1e6
 
 
 def _describe(value) -> str:
