@@ -32,7 +32,7 @@ def _compare(a: dict, b: dict) -> None:
 
 
 def test_killed_after_second_checkpoint_then_resumed_equals_uninterrupted(tmp_path, capsys):
-    steps = 4000
+    steps = 2500
     assert main(["train", *WORLD, "--steps", str(steps), "--json"]) == 0
     full = json.loads(capsys.readouterr().out)
 
