@@ -1,6 +1,6 @@
 """``WorldConfig``: every knob of a world of superposed features, validated and JSON-serialisable.
 
-A world is X = H V (PAPER.md section 1): V [n, d] holds the true features as rows, each sample
+A world is X = H V (docs/paper.md section 1): V [n, d] holds the true features as rows, each sample
 x = sum_i h_i v_i + noise has non-negative coefficients h_i, most of them zero. The config is one flat,
 frozen dataclass so that a sweep can vary any field with ``cfg.replace(field=value)`` and every cell is
 regenerated exactly from its JSON (``cfg.config_hash()`` names it).
@@ -15,7 +15,7 @@ Dimensions
                   Bernoulli-type supports when ``frequency`` is not given.
 
 Dictionary (``dictionary``, see ``dictionaries.py``)
-    "gaussian"    [default] i.i.d. Gaussian rows scaled to unit norm (the theorem's model, PAPER.md 1).
+    "gaussian"    [default] i.i.d. Gaussian rows scaled to unit norm (the theorem's model, docs/paper.md section 1).
     "orthogonal"  as incoherent as n and d allow: orthonormal rows when n <= d, otherwise a unit-norm
                   frame pushed toward the Welch bound by frame-potential descent (our choice); its
                   coherence is at most ``bounds.orthogonal_coherence_bound(n, d)``.
@@ -44,7 +44,7 @@ Coefficients: h_i = magnitude_i * U[spread]
     magnitude_profile  "uniform" [default, all 1] | "geometric" (from 1 down to 1/``imbalance``,
                   geometrically spaced, assigned to features in a random order fixed by ``seed``)
                   | "explicit" (``magnitudes``, n positive values).
-    spread [(0.5, 1.5)]  each active coefficient is multiplied by U[lo, hi] (PAPER.md 1, [unknown]).
+    spread [(0.5, 1.5)]  each active coefficient is multiplied by U[lo, hi] (docs/paper.md section 1, [unknown]).
     noise [0.0]   standard deviation sigma of additive Gaussian noise on x.
 
 Seed

@@ -1,8 +1,8 @@
 """The paper's worlds, by name (``--preset NAME`` wherever world options are taken).
 
-- ``paper-toy``: the imbalanced toy world of PAPER.md 6 [paper]: n = 128, d = 42, Gaussian V; half of
+- ``paper-toy``: the imbalanced toy world of docs/paper.md section 6 [paper]: n = 128, d = 42, Gaussian V; half of
   the samples have s = 3 active features and half s = 20, so every feature has f = 11.5/128 ~ 0.09.
-- ``theorem-uniform``: the theorem's uniform world (PAPER.md 1, 5): n = 256, d = 64, exactly s = 3
+- ``theorem-uniform``: the theorem's uniform world (docs/paper.md section 1, 5): n = 256, d = 64, exactly s = 3
   features per sample, uniform supports, Gaussian V (f = 3/256).
 - ``resonance-light``: light superposition d = 64 > sqrt(n) = 16 (n = 256, s = 3), the wide band.
 - ``resonance-heavy``: heavy superposition d = 12 < sqrt(n) = 16 (n = 256, s = 3), the narrow band.
