@@ -57,6 +57,17 @@ def _row(name: str, m: dict, seconds: float | None) -> str:
             f"{m['mcc']:7.3f} {num('l0', '7.2f'):>7s} {num('dead_fraction', '6.3f'):>6s} {secs:>8s}")
 
 
+def format_table(report: dict) -> str:
+    """The recovery table of a ``demo --json`` report, exactly as ``polysemy demo`` prints it (the README
+    quotes it, and ``benchmarks/readme_numbers.py`` rewrites it from a fresh report)."""
+    header = (f"{'model':22s} {'FRR.8':>8s} {'FRR.9':>8s} {'FRR.99':>8s} {'MCC':>7s} {'L0':>7s} "
+              f"{'dead':>6s} {'seconds':>8s}")
+    lines = [f"== Recovery on {report['eval_samples']} fresh samples (true L0 = {report['true_l0']:.3g}, "
+             f"width {report['width']}, {report['steps']} steps) ==", header, "-" * len(header)]
+    lines += [_row(name, m, m.get("seconds")) for name, m in report["models"].items()]
+    return "\n".join(lines)
+
+
 def run_demo(args) -> int:
     import torch
 
@@ -90,19 +101,13 @@ def run_demo(args) -> int:
     oracle = recovery_metrics(world.V, world.V, acts=codes, x=batch.x, x_hat=codes @ world.V, truth_codes=codes)
     results = _train_and_score(cfg, world, width, args)
     path = _figure(results, Path(args.out), args.preset, cfg, width, args.steps) if results else None
+    report = _json_report(args, cfg, width, float(world.expected_l0), check, oracle, results, path,
+                          time.perf_counter() - started)
     if args.json:
-        emit_json(args, _json_report(args, cfg, width, check, oracle, results, path,
-                                     time.perf_counter() - started), sort_keys=True, default=_plain)
+        emit_json(args, report, sort_keys=False, default=_plain)
         return 0
-    header = (f"{'model':22s} {'FRR.8':>8s} {'FRR.9':>8s} {'FRR.99':>8s} {'MCC':>7s} {'L0':>7s} "
-              f"{'dead':>6s} {'seconds':>8s}")
-    print(f"\n== Recovery on {EVAL_SAMPLES} fresh samples (true L0 = {world.expected_l0:.3g}, width {width}, "
-          f"{args.steps} steps) ==")
-    print(header)
-    print("-" * len(header))
-    print(_row("oracle (true V)", oracle, None))
-    for name, r in results.items():
-        print(_row(name, r["metrics"], r["seconds"]))
+    print()
+    print(format_table(report))
     if path is not None:
         print(f"\nFigure: {path}")
     print(f"Done in {time.perf_counter() - started:.1f} s. Next: `polysemy figures --quick` draws the paper's "
@@ -121,7 +126,7 @@ def _plain(value):
     return str(value)
 
 
-def _json_report(args, cfg, width, check, oracle, results, path, seconds) -> dict:
+def _json_report(args, cfg, width, true_l0, check, oracle, results, path, seconds) -> dict:
     """What ``demo --json`` prints: the settings, the world check, and each row of the recovery table."""
     import math
 
@@ -133,7 +138,8 @@ def _json_report(args, cfg, width, check, oracle, results, path, seconds) -> dic
 
     models = {"oracle (true V)": row(oracle, None)}
     models.update({name: row(r["metrics"], r["seconds"]) for name, r in results.items()})
-    return {"preset": args.preset, "n": cfg.n, "d": cfg.d, "s": cfg.s, "width": width, "steps": args.steps,
+    return {"preset": args.preset, "n": cfg.n, "d": cfg.d, "s": cfg.s, "true_l0": true_l0, "width": width,
+            "steps": args.steps,
             "batch_size": args.batch_size, "seed": args.seed, "eval_samples": EVAL_SAMPLES,
             "check": check, "models": models, "figure": str(path) if path else None, "seconds": seconds}
 
