@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"  {p}" for p in problems))
         print("fresh table:\n" + fresh)
         return 1
-    print("README demo table matches the fresh run within the tolerances")
+    print("README demo table matches the fresh run within the tolerances; fresh table:\n" + fresh)
     return 0
 
 

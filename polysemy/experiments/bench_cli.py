@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                        help="comma-separated method names (default: gba and every baseline)")
     bench.add_argument("--batch", type=int, default=None, help="batch size (default 1024)")
     bench.add_argument("--threads", type=int, default=None,
-                       help="torch threads for every measurement (default: torch's default)")
+                       help="torch threads for every measurement (default 1, or POLYSEMY_THREADS)")
     bench.add_argument("--out", default=None, help="also write bench.json and bench.csv under DIR")
     bench.set_defaults(func=run_bench_command)
 
@@ -87,6 +87,7 @@ def run_bench_command(args) -> int:
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     changes = _given(args, "shapes", "methods", "batch")
     cfg = cfg.replace(**changes) if changes else cfg
+    _require_bench_memory(cfg)
     if args.threads is not None:
         require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
         import torch
@@ -100,6 +101,15 @@ def run_bench_command(args) -> int:
     else:
         print(format_bench(result))
     return 0
+
+
+def _require_bench_memory(cfg) -> None:
+    """The largest shape's step (weights, Adam, [batch, width] activations) must fit in memory."""
+    from ..memory import FLOAT32, require_memory
+
+    d, width = max(cfg.shapes, key=lambda p: p[1] * (p[0] + cfg.batch))
+    require_memory({"--shapes (the SAE and its optimizer)": 6.0 * FLOAT32 * width * d,
+                    "--batch x --shapes (one training step)": 6.0 * FLOAT32 * cfg.batch * (width + d)})
 
 
 def run_peers_command(args) -> int:
