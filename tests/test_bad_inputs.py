@@ -10,7 +10,7 @@ import pytest
 
 from polysemy.cli import main
 
-TRAIN = ["train", "--n", "32", "--d", "16", "--s", "2", "--batch-size", "64", "--steps", "20", "--quiet",
+TRAIN = ["train", "--n", "32", "--d", "16", "--s", "2", "--batch-size", "256", "--steps", "20", "--quiet",
          "--eval-samples", "256"]
 
 
