@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         message = str(exc).replace("\n", " ")
         print(f"polysemy: error: {message}", file=sys.stderr)
-        if args is not None and getattr(args, "json", False):
+        wants_json = getattr(args, "json", False) if args is not None else "--json" in (argv or sys.argv[1:])
+        if wants_json:
             from .jsonout import emit_json
 
             emit_json(args, {"error": message, "status": 2})

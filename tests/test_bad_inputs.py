@@ -184,3 +184,9 @@ def test_json_error_is_one_object_too(capsys):
     assert main([*TRAIN, "--lr", "-1", "--json"]) == 2
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] == 2 and err.startswith("polysemy: error:")
+
+
+def test_json_error_on_an_unknown_option_is_one_object(capsys):
+    assert main([*TRAIN, "--json", "--bogus"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == 2 and "--bogus" in err

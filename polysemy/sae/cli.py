@@ -243,9 +243,9 @@ def _check_input_scale(world, cfg, args) -> None:
     x = world.sample(256, torch.Generator().manual_seed(0))
     norm = float(x.norm(dim=1).median())
     require(norm <= TIED_NORM_LIMIT,
-            f"--spread/--magnitudes give inputs of median norm {norm:.3g} (> {TIED_NORM_LIMIT:g}), on which "
-            f"{cfg.method}'s tied SAE trains to chance: add --input-scale mean-norm (or --input-scale none "
-            "to train anyway)")
+            f"the world's inputs have median norm {norm:.3g} (> {TIED_NORM_LIMIT:g}; set by --spread or --matrix), "
+            f"on which {cfg.method}'s tied SAE trains to chance: add --input-scale mean-norm (or --input-scale "
+            "none to train anyway)")
 
 
 def run_train(args) -> int:
