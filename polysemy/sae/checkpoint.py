@@ -12,7 +12,9 @@ Only a polysemy checkpoint is ever replaced: a target that is an existing file, 
 that is not a checkpoint (no ``config.json`` of this format), is refused with a ConfigError and left as
 it is. ``check_save_target`` runs the same test up front (the CLI calls it before training).
 Every load error (missing or truncated file, bad JSON, unknown model class, tensors of another shape)
-is a one-line ConfigError naming the file.
+is a one-line ConfigError naming the file. Replacing a folder takes two renames; a save killed between
+them is finished by ``recover_interrupted_save`` on the next load or save (periodic checkpoints of
+``polysemy train --checkpoint-every`` can be killed at any instant).
 
 ``export_saelens(model, path)`` / ``import_saelens(path)``: SAELens's ``cfg.json`` +
 ``sae_weights.safetensors`` (W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for
@@ -22,6 +24,7 @@ b <= 0 is SAELens's jumprelu with threshold -b, a tied ReLU is "standard" with b
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -58,10 +61,52 @@ def _is_saelens_dir(path) -> bool:
     return (Path(path) / "cfg.json").is_file() and (Path(path) / "sae_weights.safetensors").is_file()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _leftovers(path: Path, kind: str) -> list[Path]:
+    """Folders ``<name>.<kind>-<pid>`` beside ``path`` whose writer (pid) is no longer running."""
+    out = []
+    for p in path.parent.glob(f"{glob.escape(path.name)}.{kind}-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if p.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            out.append(p)
+    return sorted(out, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def recover_interrupted_save(path, owned=is_checkpoint) -> bool:
+    """Finish a save that was killed between its two renames; True if ``path`` was restored.
+
+    A save renames the old folder to ``<name>.old-<pid>`` and then the complete new one
+    (``<name>.tmp-<pid>``, whose config file is written last, so its presence means complete) to ``path``.
+    A kill between the two leaves ``path`` missing: the newest complete copy (new before old) is moved
+    back into place, and the dead writer's other leftovers are removed.
+    """
+    path = Path(path)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    for kind in ("tmp", "old"):
+        for candidate in _leftovers(path, kind):
+            if owned(candidate):
+                os.replace(candidate, path)
+                for rest in _leftovers(path, "tmp") + _leftovers(path, "old"):
+                    shutil.rmtree(rest, ignore_errors=True)
+                return True
+    return False
+
+
 def check_save_target(path, *, overwrite: bool = True, param: str = "path", owned=is_checkpoint) -> Path:
     """Refuse a target that saving would destroy: an existing file, a non-empty folder that ``owned``
     does not recognise (the user's files), or, unless ``overwrite``, an existing checkpoint."""
     path = Path(path)
+    recover_interrupted_save(path, owned)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{param} must name a folder, but {str(path)!r} is an existing file (left as it is)")
     if path.is_dir() and any(path.iterdir()):
@@ -90,6 +135,8 @@ def _write_dir_atomically(path: Path, write, owned=is_checkpoint) -> None:
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        for rest in _leftovers(path, "tmp") + _leftovers(path, "old"):  # a killed earlier writer's
+            shutil.rmtree(rest, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -152,6 +199,7 @@ def _read_tensors(file: Path) -> dict:
 def load_checkpoint(path, device: str | torch.device = "cpu") -> TrainResult:
     """Load a directory written by :func:`save_checkpoint` as a TrainResult."""
     path = Path(path)
+    recover_interrupted_save(path)
     cfg_file = path / "config.json"
     if not cfg_file.exists():
         raise ConfigError(f"checkpoint path must be a directory with config.json, got {str(path)!r}")

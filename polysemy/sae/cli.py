@@ -205,9 +205,10 @@ def _check_outputs(args) -> Path | None:
 def _resume_settings(args):
     """(world config, TrainConfig, TrainResult, run.json) of the run checkpointed in ``args.resume``."""
     from ..simulate import WorldConfig
-    from .checkpoint import is_checkpoint, load_checkpoint
+    from .checkpoint import is_checkpoint, load_checkpoint, recover_interrupted_save
 
     path = Path(args.resume)
+    recover_interrupted_save(path)
     require(path.is_dir() and is_checkpoint(path),
             f"--resume must be a checkpoint folder written by polysemy train, got {args.resume!r}")
     parser = args.train_parser

@@ -58,3 +58,17 @@ def test_damaged_checkpoints_are_config_errors(saved, damage, needle):
     with pytest.raises(ConfigError, match=needle) as info:
         load_checkpoint(saved)
     assert "\n" not in str(info.value)
+
+
+def test_a_save_killed_between_its_renames_is_finished_on_load(result, tmp_path):
+    """The old folder was moved aside and the complete new one not yet moved in: load restores the new."""
+    import os
+
+    ck = save_checkpoint(result, tmp_path / "ck")
+    dead = 2 ** 22 + 12345                              # above the default pid_max: no such process
+    os.replace(ck, tmp_path / f"ck.old-{dead}")
+    newer = save_checkpoint(result, tmp_path / "staging")
+    _damage_config(newer, steps=99)
+    os.replace(newer, tmp_path / f"ck.tmp-{dead}")
+    assert load_checkpoint(tmp_path / "ck").steps == 99
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]

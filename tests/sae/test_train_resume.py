@@ -46,13 +46,13 @@ def test_killed_after_second_checkpoint_then_resumed_equals_uninterrupted(tmp_pa
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    at = _checkpoint_step(ck)
-    assert 100 <= at < steps, f"the run was not killed mid-way (checkpoint at step {at})"
+    # (the kill may land between a save's two renames: --resume then finishes that save first)
     assert not (ck / "evaluation.json").exists()      # a periodic checkpoint, not the final save
 
     assert main(["train", "--resume", str(ck), "--quiet", "--json"]) == 0
     resumed = json.loads(capsys.readouterr().out)
-    assert resumed["resumed_from_step"] == at
+    at = resumed["resumed_from_step"]
+    assert 100 <= at < steps, f"the run was not killed mid-way (checkpoint at step {at})"
     _compare(full, resumed)
     assert json.loads((ck / "evaluation.json").read_text())["steps"] == steps
 
