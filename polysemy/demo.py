@@ -212,8 +212,9 @@ def _figure(results: dict, out: Path, preset: str, cfg=None, width: int | None =
             b.plot(h["step"], h["frr_0.9"], marker=".", label=name, color=colours[name])
     for tau, above in ((0.9, True), (0.99, False)):
         a.axhline(tau, color="grey", ls=":", lw=1)
-        a.annotate(f"cos = {tau}", xy=(1.0, tau), xycoords=("axes fraction", "data"),
-                   xytext=(-4, 2 if above else -2), textcoords="offset points", ha="right",
+        # at the left, where every trained curve is near 1, so the labels stay clear of the curves
+        a.annotate(f"cos = {tau}", xy=(0.0, tau), xycoords=("axes fraction", "data"),
+                   xytext=(4, 2 if above else -2), textcoords="offset points", ha="left",
                    va="bottom" if above else "top", fontsize=8, color="dimgrey")
     a.set_ylim(floor, 1.01)
     a.set_xlabel("true features, sorted")
