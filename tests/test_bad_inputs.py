@@ -190,3 +190,14 @@ def test_json_error_on_an_unknown_option_is_one_object(capsys):
     assert main([*TRAIN, "--json", "--bogus"]) == 2
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] == 2 and "--bogus" in err
+
+
+def test_sweep_refuses_a_folder_of_other_files_and_figures_checks_its_store(tmp_path, a_file, capsys):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("precious")
+    _fails(capsys, ["sweep", "width", "--quick", "--out", str(user)], "holds other files")
+    assert [p.name for p in user.iterdir()] == ["notes.txt"]
+    _fails(capsys, ["figures", "width", "--quick", "--out", str(tmp_path / "f"), "--store", str(a_file)],
+           "--store")
+    assert not (tmp_path / "f").exists()
