@@ -113,13 +113,14 @@ def run_sweep(
     start = time.perf_counter()
     store = ResultStore(store_dir)
     cells = spec.expand()
+    total_ids = {c.cell_id for c in cells}
     done, corrupt = store.check_cells()
     for cell_id, reason in sorted(corrupt.items()):
-        print(f"polysemy: warning: cell {cell_id} in {store.root} is corrupt ({reason}); recomputing it",
+        action = "recomputing it" if cell_id in total_ids else "not part of this sweep, left as it is"
+        print(f"polysemy: warning: cell {cell_id} in {store.root} is corrupt ({reason}); {action}",
               file=sys.stderr)
     missing = [c for c in cells if c.cell_id not in done]
     unique_missing = list(OrderedDict((c.cell_id, c) for c in missing).values())
-    total_ids = {c.cell_id for c in cells}
     if not unique_missing:
         return SweepSummary(spec.name, len(total_ids), len(total_ids & done), 0,
                             time.perf_counter() - start, str(store.root))
