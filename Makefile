@@ -9,7 +9,7 @@ PEERS_STAMP := $(VENV)/.polysemy-peers-installed
 TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test test-slow figures figures-quick bench llm-bench peers install install-llm install-peers clean
+.PHONY: demo test test-slow figures figures-quick bench llm-bench peers readme-numbers install install-llm install-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ llm-bench: $(LLM_STAMP)
 
 peers: $(PEERS_STAMP)
 	$(BIN)/polysemy peers --quick
+
+# Rerun the demo and check the README's demo table (exit 1 and a diff when it is stale).
+readme-numbers: $(STAMP)
+	$(BIN)/python benchmarks/readme_numbers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,4 +1,4 @@
-"""The paper's toy table (PAPER.md section 6) on the imbalanced world ``paper-toy``.
+"""The paper's toy table (docs/paper.md section 6) on the imbalanced world ``paper-toy``.
 
 World: n = 128 features, d = 42, Gaussian V; half of the samples carry s = 3 active features, half
 s = 20, so every feature fires with f = 11.5 / 128 ~ 0.09 [paper]. Methods [paper]: TopK with
@@ -53,7 +53,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RECOMMENDED_GBA = {"gamma_plus": 0.1, "gamma_minus": 0.1, "a0": 0.01}
 MEAN_NORM = {"input_scale": "mean-norm"}
 
-# row name -> (method, params, paper FRR(0.8), paper FRR(0.9)); paper numbers from PAPER.md section 6
+# row name -> (method, params, paper FRR(0.8), paper FRR(0.9)); paper numbers from docs/paper.md section 6
 ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
     "TopK K=20": ("topk", {"k": 20}, 1.000, 0.984),
     "TopK K=30": ("topk", {"k": 30}, 0.984, 0.242),

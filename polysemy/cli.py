@@ -8,6 +8,7 @@ status). This file only assembles them and turns bad input into a one-line error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -42,21 +43,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_message(args) -> str:
+    hint = getattr(args, "interrupt_hint", None) if args is not None else None
+    if callable(hint):
+        hint = hint(args)
+    return "polysemy: interrupted" + (f"; {hint}" if hint else "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        status = args.func(args)
+        from .threads import configure_threads
+
+        configure_threads()
+        if getattr(args, "json", False):
+            args.json_stdout = sys.stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                status = args.func(args)
+        else:
+            status = args.func(args)
         return int(status or 0)
     except ConfigError as exc:
-        print(f"polysemy: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("\n", " ")
+        print(f"polysemy: error: {message}", file=sys.stderr)
+        wants_json = getattr(args, "json", False) if args is not None else "--json" in (argv or sys.argv[1:])
+        if wants_json:
+            from .jsonout import emit_json
+
+            emit_json(args, {"error": message, "status": 2})
         return 2
     except KeyboardInterrupt:
-        print("polysemy: interrupted; finished work is kept, run the same command again to resume",
-              file=sys.stderr)
+        print(_interrupt_message(args), file=sys.stderr)
         return 130
 
 

@@ -11,10 +11,11 @@ Both print a table (or one JSON object with ``--json``) and save their results (
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..errors import require
+from ..jsonout import emit_json
+from ..outputs import check_output_dir
 
 
 def _csv_list(text: str) -> tuple:
@@ -28,6 +29,9 @@ def _shapes(text: str) -> tuple:
             d, width = (int(v) for v in part.lower().split("x"))
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be DxWIDTH pairs like 256x2048, got {part!r}") from None
+        if not (1 <= d <= 65536 and 1 <= width <= 1 << 20):
+            raise argparse.ArgumentTypeError(f"must be DxWIDTH pairs with D in [1, 65536] and WIDTH in "
+                                             f"[1, 1048576], got {part!r}")
         shapes.append((d, width))
     if not shapes:
         raise argparse.ArgumentTypeError("must name at least one DxWIDTH pair")
@@ -49,7 +53,7 @@ def register(subparsers) -> None:
                        help="comma-separated method names (default: gba and every baseline)")
     bench.add_argument("--batch", type=int, default=None, help="batch size (default 1024)")
     bench.add_argument("--threads", type=int, default=None,
-                       help="torch threads for every measurement (default: torch's default)")
+                       help="torch threads for every measurement (default 1, or POLYSEMY_THREADS)")
     bench.add_argument("--out", default=None, help="also write bench.json and bench.csv under DIR")
     bench.set_defaults(func=run_bench_command)
 
@@ -78,9 +82,12 @@ def _given(args, *names: str) -> dict:
 def run_bench_command(args) -> int:
     from .throughput import BenchConfig, format_bench, run_bench, save_bench
 
+    if args.out:
+        check_output_dir("--out", args.out)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     changes = _given(args, "shapes", "methods", "batch")
     cfg = cfg.replace(**changes) if changes else cfg
+    _require_bench_memory(cfg)
     if args.threads is not None:
         require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
         import torch
@@ -90,10 +97,19 @@ def run_bench_command(args) -> int:
         paths = save_bench(result, args.out)
         print(f"polysemy bench: wrote {', '.join(paths.values())}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result, default=str))
+        emit_json(args, result, default=str)
     else:
         print(format_bench(result))
     return 0
+
+
+def _require_bench_memory(cfg) -> None:
+    """The largest shape's step (weights, Adam, [batch, width] activations) must fit in memory."""
+    from ..memory import FLOAT32, require_memory
+
+    d, width = max(cfg.shapes, key=lambda p: p[1] * (p[0] + cfg.batch))
+    require_memory({"--shapes (the SAE and its optimizer)": 6.0 * FLOAT32 * width * d,
+                    "--batch x --shapes (one training step)": 6.0 * FLOAT32 * cfg.batch * (width + d)})
 
 
 def run_peers_command(args) -> int:
@@ -102,11 +118,12 @@ def run_peers_command(args) -> int:
     changes = _given(args, "budget", "worlds", "systems", "seed")
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
+    check_output_dir("--out", out_dir)
     result = run_peers(cfg, progress=True)
     paths = save_outputs(result, out_dir)
     print(f"polysemy peers: wrote {', '.join(paths.values())}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result, default=str))
+        emit_json(args, result, default=str)
     else:
         print(format_table(result["rows"]))
         for s in result["skipped"]:

@@ -9,14 +9,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, require_int_range
+from ..errors import ConfigError, require, require_int_range
+from ..jsonout import emit_json
+from ..outputs import check_output_dir
 
 DEFAULT_SWEEP_ROOT = Path("runs") / "sweeps"
+RESUME_HINT = "finished cells are kept; run the same command again to resume"
 
 
 def store_dir_for(name: str, quick: bool, root: Path | str = DEFAULT_SWEEP_ROOT) -> Path:
@@ -34,7 +36,7 @@ def register(subparsers) -> None:
     _add_common(p)
     p.add_argument("--out", default=None, help="result store directory (default runs/sweeps/NAME[-quick])")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
-    p.set_defaults(func=_cmd_sweep)
+    p.set_defaults(func=_cmd_sweep, interrupt_hint=RESUME_HINT)
 
     from .figures import FIGURES
 
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
     f.add_argument("--out", default=None, help="figure directory (default runs/figures[-quick])")
     f.add_argument("--store", default=str(DEFAULT_SWEEP_ROOT),
                    help="where the sweeps behind the figures keep their results (default runs/sweeps)")
-    f.set_defaults(func=_cmd_figures)
+    f.set_defaults(func=_cmd_figures, interrupt_hint=RESUME_HINT)
 
 
 def _add_common(p) -> None:
@@ -56,6 +58,21 @@ def _add_common(p) -> None:
                    help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
 
 
+def _check_dask(args) -> None:
+    if args.dask is not None:
+        from .dask_address import check_dask_address
+        check_dask_address(args.dask)
+
+
+def _check_store_dir(param: str, out: Path) -> None:
+    """A store folder must be new, empty, or a result store already (never a folder of other files)."""
+    check_output_dir(param, out)
+    if out.is_dir() and any(out.iterdir()):
+        require((out / "spec.json").is_file() or (out / "cells").is_dir(),
+                f"{param} must be a new or empty folder or a sweep's result store, but {str(out)!r} holds "
+                "other files (left as they are)")
+
+
 def _cmd_sweep(args) -> int:
     from .runner import run_sweep
     from .sweeps import get_sweep
@@ -63,11 +80,13 @@ def _cmd_sweep(args) -> int:
     require_int_range("--jobs", args.jobs, 1, 256)
     spec = get_sweep(args.name, quick=args.quick)
     out = Path(args.out) if args.out else store_dir_for(args.name, args.quick)
+    _check_store_dir("--out", out)
+    _check_dask(args)
     if not args.json:
         print(f"sweep {spec.name}: {spec.size()} cells -> {out}", file=sys.stderr)
     summary = run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask)
     if args.json:
-        print(json.dumps(summary.to_dict(), sort_keys=True))
+        emit_json(args, summary.to_dict(), sort_keys=True)
     else:
         print(f"sweep {summary.name}: {summary.cells_done}/{summary.cells_total} cells done "
               f"({summary.cells_computed} computed now) in {summary.seconds:.1f} s; results in {summary.store}")
@@ -85,6 +104,9 @@ def _cmd_figures(args) -> int:
     if unknown:
         raise ConfigError(f"figure name must be one of {', '.join(FIGURES)}; got {', '.join(unknown)}")
     out = Path(args.out) if args.out else Path("runs") / ("figures-quick" if args.quick else "figures")
+    check_output_dir("--out", out)
+    check_output_dir("--store", args.store)
+    _check_dask(args)
     start = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()

@@ -86,7 +86,7 @@ class PeersConfig(Config):
 # -- worlds -----------------------------------------------------------------------------------------
 def build_world(name: str):
     """``uniform``: n = 512, d = 128, exactly s = 5 of n per sample. ``paper-toy``: the paper's
-    imbalanced world (n = 128, d = 42, half the samples s = 3, half s = 20), PAPER.md section 1."""
+    imbalanced world (n = 128, d = 42, half the samples s = 3, half s = 20), docs/paper.md section 1."""
     from ..simulate import World, WorldConfig, get_preset
 
     if name == "uniform":

@@ -4,7 +4,7 @@ Each ``draw_*`` takes ``frames`` (sweep name -> DataFrame, one row per cell) and
 a :class:`Drawn`: the matplotlib figure, the table of the numbers it shows (saved as CSV; means and
 standard deviations over seeds) and optional text to print (the toy table).
 
-Conventions (our choice): "recovered" means FRR at tau = 0.9 (PAPER.md section 6). A phase diagram's
+Conventions (our choice): "recovered" means FRR at tau = 0.9 (docs/paper.md section 6). A phase diagram's
 "success" at a grid point is the mean FRR(0.9) over seeds, i.e. the fraction of features recovered,
 and its 50% contour is where half of the features are recovered.
 """
@@ -292,7 +292,7 @@ def _theory_overlays(ax, n: int, deltas: np.ndarray) -> None:
     classical, dt = [], []
     for delta in dl:
         d = max(2, int(round(delta * n)))
-        mu = math.sqrt(2 * math.log(n * n) / d)  # Gaussian coherence (PAPER.md 2)
+        mu = math.sqrt(2 * math.log(n * n) / d)  # Gaussian coherence (docs/paper.md section 2)
         classical.append(min(1.0, bands.classical_sparsity_limit(d, min(mu, 1.0)) / d))
         dt.append(bands.donoho_tanner_rho(delta))
     ax.plot(dl, classical, color="tab:orange", lw=1.5, label="sqrt(d)/(mu log d)")

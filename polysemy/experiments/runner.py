@@ -6,7 +6,8 @@
 - Parallelism: groups are spread over ``jobs`` processes with joblib (loky), or over a Dask cluster
   through joblib's Dask backend when ``dask_address`` is given. Workers only compute and return rows;
   this process writes them, so a remote worker needs no shared filesystem.
-- Resume: a cell is done iff its file exists in the store. Each finished group's cells are written at
+- Resume: a cell is done iff its file exists in the store and reads back as that cell (a corrupt file
+  is reported on stderr and recomputed). Each finished group's cells are written at
   once, atomically; killing the process (SIGKILL included) loses only the groups in flight. Rerunning
   recomputes only missing cells; a complete sweep returns without starting any worker.
 - The evaluation of a group is pluggable (``evaluate_group``): any picklable function taking a list of
@@ -32,7 +33,7 @@ from .store import ResultStore, versions
 
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
 MAX_GROUP = 16
-DASK_CONNECT_TIMEOUT_S = 30
+DASK_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass
@@ -112,39 +113,47 @@ def run_sweep(
     start = time.perf_counter()
     store = ResultStore(store_dir)
     cells = spec.expand()
-    done = store.done_ids()
+    total_ids = {c.cell_id for c in cells}
+    done, corrupt = store.check_cells()
+    for cell_id, reason in sorted(corrupt.items()):
+        action = "recomputing it" if cell_id in total_ids else "not part of this sweep, left as it is"
+        print(f"polysemy: warning: cell {cell_id} in {store.root} is corrupt ({reason}); {action}",
+              file=sys.stderr)
     missing = [c for c in cells if c.cell_id not in done]
     unique_missing = list(OrderedDict((c.cell_id, c) for c in missing).values())
-    total_ids = {c.cell_id for c in cells}
     if not unique_missing:
         return SweepSummary(spec.name, len(total_ids), len(total_ids & done), 0,
                             time.perf_counter() - start, str(store.root))
 
-    store.remove_stale_temporaries()
-    store.write_spec(spec)
-    evaluate_group = evaluate_group or default_evaluator()
-    groups = plan_groups(unique_missing, max_group)
-    computed = 0
-    bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}", unit="cell", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    client = _connect_dask(dask_address) if dask_address is not None else None  # before the store is touched
     try:
-        for rows in _execute(groups, evaluate_group, jobs, dask_address):
-            for row in rows:
-                store.write_cell(row)
-            computed += len(rows)
-            bar.update(len(rows))
+        store.remove_stale_temporaries()
+        store.write_spec(spec)
+        evaluate_group = evaluate_group or default_evaluator()
+        groups = plan_groups(unique_missing, max_group)
+        computed = 0
+        bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}", unit="cell", file=sys.stderr,
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            for rows in _execute(groups, evaluate_group, jobs, client):
+                for row in rows:
+                    store.write_cell(row)
+                computed += len(rows)
+                bar.update(len(rows))
+        finally:
+            bar.close()
     finally:
-        bar.close()
-    done = store.done_ids()
+        if client is not None:
+            client.close()
+    done, _ = store.check_cells()
     return SweepSummary(spec.name, len(total_ids), len(total_ids & done), computed,
                         time.perf_counter() - start, str(store.root), len(groups))
 
 
-def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int,
-             dask_address: str | None):
+def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int, client=None):
     """Yield each group's rows as soon as it finishes (in process, joblib processes, or Dask)."""
-    if dask_address is not None:
-        yield from _execute_dask(groups, evaluate_group, dask_address)
+    if client is not None:
+        yield from _execute_dask(groups, evaluate_group, client)
         return
     if jobs == 1 or len(groups) == 1:
         for g in groups:
@@ -157,23 +166,33 @@ def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int
     yield from parallel(delayed(_run_group)(evaluate_group, g, threads) for g in groups)
 
 
-def _execute_dask(groups, evaluate_group, address):
-    """Run the groups through joblib's Dask backend on the cluster whose scheduler is at ``address``."""
+def _connect_dask(address: str):
+    """A Dask client for the scheduler at ``address``; ConfigError (within about 15 s) when there is none.
+
+    The address is first parsed and probed with one TCP connection (``dask_address.check_dask_address``,
+    5 s), then the client handshake gets ``DASK_CONNECT_TIMEOUT_S``. Anything that fails on the way (a
+    refused port, something that is not a Dask scheduler and answers garbage) is a one-line ConfigError.
+    """
+    from ..errors import ConfigError
+    from .dask_address import check_dask_address
+
+    check_dask_address(address)
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the environment
-        from ..errors import ConfigError
         raise ConfigError("--dask needs dask[distributed]: pip install 'polysemy[dask]'") from None
+    try:
+        return Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+    except Exception as exc:  # distributed raises OSError, TimeoutError, or whatever a non-scheduler provokes
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ConfigError(f"--dask must be the address of a reachable Dask scheduler, got {address!r} "
+                          f"({type(exc).__name__}: {first[:120]})") from None
+
+
+def _execute_dask(groups, evaluate_group, client):
+    """Run the groups through joblib's Dask backend on the connected ``client``."""
     from joblib import Parallel, delayed, parallel_config
 
-    try:
-        client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        from ..errors import ConfigError
-        raise ConfigError(f"dask must be a reachable scheduler address, got {address!r} ({exc})") from None
-    try:
-        with client.as_current(), parallel_config(backend="dask"):
-            parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
-            yield from parallel(delayed(_run_group)(evaluate_group, g, 1) for g in groups)
-    finally:
-        client.close()
+    with client.as_current(), parallel_config(backend="dask"):
+        parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
+        yield from parallel(delayed(_run_group)(evaluate_group, g, 1) for g in groups)

@@ -9,12 +9,18 @@ Every file is written atomically (``<path>.tmp-<pid>`` then ``os.replace``), so 
 after SIGKILL, sees either the whole cell or none of it. A cell file's presence is the only record that
 the cell is done: there is no index to get out of sync. Stray ``*.tmp-*`` files left by a killed
 process are ignored and removed on the next run.
+
+Atomic writes cannot protect against a file damaged later (a full disk, a hand edit, a copy cut short).
+``check_cells`` therefore reads every cell back: a file that is not a JSON object whose ``cell_id``
+matches its name is *corrupt*. The runner recomputes corrupt cells (overwriting the damaged file with a
+warning), and ``rows``/``load_results`` skip them with a warning instead of failing.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -65,9 +71,43 @@ class ResultStore:
     def read_cell(self, cell_id: str) -> dict[str, Any]:
         return json.loads(self.cell_path(cell_id).read_text(encoding="utf-8"))
 
+    def try_read_cell(self, cell_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """(row, None) for a sound cell file; (None, reason) for a corrupt or unreadable one."""
+        try:
+            row = self.read_cell(cell_id)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if not isinstance(row, dict):
+            return None, f"holds a JSON {type(row).__name__}, not an object"
+        if row.get("cell_id") != cell_id:
+            return None, f"its cell_id is {row.get('cell_id')!r}"
+        return row, None
+
+    def check_cells(self) -> tuple[set[str], dict[str, str]]:
+        """(ids of sound cells, {id of a corrupt cell: reason}), reading every cell file back."""
+        good, corrupt = set(), {}
+        for cell_id in self.done_ids():
+            row, reason = self.try_read_cell(cell_id)
+            if row is None:
+                corrupt[cell_id] = reason
+            else:
+                good.add(cell_id)
+        return good, corrupt
+
     def rows(self, cell_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The sound rows among ``cell_ids`` (default: all); a corrupt cell is skipped with a warning."""
         ids = sorted(self.done_ids()) if cell_ids is None else list(cell_ids)
-        return [self.read_cell(c) for c in ids if self.has(c)]
+        out = []
+        for c in ids:
+            if not self.has(c):
+                continue
+            row, reason = self.try_read_cell(c)
+            if row is None:
+                warnings.warn(f"skipping corrupt cell {c} in {self.root} ({reason}); rerun the sweep to "
+                              "recompute it", stacklevel=2)
+                continue
+            out.append(row)
+        return out
 
     def write_spec(self, spec) -> None:
         write_text_atomic(self.root / "spec.json", spec.to_json(indent=1))

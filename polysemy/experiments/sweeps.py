@@ -181,7 +181,7 @@ TOY_VARIANTS = (
     {"label": "GBA, range missing f (0.5..0.2)", "train.method": "gba", "train.htf": 0.5, "train.ltf": 0.2},
     {"label": "GBA, range missing f (0.01..0.001)", "train.method": "gba", "train.htf": 0.01, "train.ltf": 0.001},
 )
-# PAPER.md section 6: (FRR(0.8), FRR(0.9)) in percent.
+# docs/paper.md section 6: (FRR(0.8), FRR(0.9)) in percent.
 TOY_PAPER = {
     "TopK K = 20": (100.0, 98.4),
     "TopK K = 30": (98.4, 24.2),

@@ -179,10 +179,13 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     from ..atomic import write_json_atomic, write_text_atomic
     from .snippets import choose_features, snippets_page
     from .splice import CEEvaluator
-    from .text import load_texts, token_contexts
+    from .text import token_contexts
+
+    from .preflight import preflight
 
     started = time.perf_counter()
     out = Path(out_dir)
+    texts = preflight(cfg, out)   # --out, --device, --text, --model and --layer, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     check_device(cfg.device)
     if cfg.device.startswith("cuda"):
@@ -202,7 +205,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     T = cfg.context_length
     n_train = -(-cfg.tokens // (T - 1))
     n_eval = -(-cfg.eval_tokens // (T - 1))
-    contexts = token_contexts(lm.tokenizer, load_texts(cfg.text), T, n_train + n_eval + cfg.ce_contexts,
+    contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + cfg.ce_contexts,
                               seed=cfg.text_seed)
     stores = out / "stores" / _store_key(cfg, lm.name)
     common = dict(layer=cfg.layer, site=cfg.site, dtype=cfg.dtype, contexts_per_shard=cfg.contexts_per_shard,

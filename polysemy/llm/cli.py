@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
+
+from ..jsonout import emit_json
 
 
 def register(subparsers) -> None:
@@ -67,12 +68,15 @@ def run(args) -> int:
     from .bench import format_table, run_llm_bench
     from .deps import require_transformers
 
+    from ..outputs import check_output_dir
+
     cfg = config_from_args(args)
-    require_transformers()
     out = args.out or ("runs/llm-bench-quick" if args.quick else "runs/llm-bench")
+    check_output_dir("--out", out)
+    require_transformers()
     report = run_llm_bench(cfg, out, progress=not args.no_progress)
     if args.json:
-        print(json.dumps(report))
+        emit_json(args, report)
     else:
         print(format_table(report))
         print(f"results, figures and snippets in {out}/", file=sys.stderr)

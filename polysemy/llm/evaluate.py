@@ -1,4 +1,4 @@
-"""Metrics of one trained SAE on held-out normalised activations (ANCHORS.md definitions).
+"""Metrics of one trained SAE on held-out normalised activations (definitions: docs/paper.md section 9).
 
 - nmse = SSE / sum ||x||^2 and explained variance = 1 - SSE / SST (about the mean), both from
   ``polysemy.theory.metrics``, on the normalised (centred, mean-norm-1) activations;
@@ -44,7 +44,7 @@ def evaluate_sae(sae, x_ND: torch.Tensor, chunk: int = 4096) -> dict:
 
 
 def consistency(rows: list[np.ndarray], activities: list[np.ndarray], alpha: float, threshold: float) -> dict:
-    """Cross-seed consistency, averaged over ordered pairs of seeds (a, b), a != b (PAPER.md section 7):
+    """Cross-seed consistency, averaged over ordered pairs of seeds (a, b), a != b (docs/paper.md section 7):
     the fraction of run a's top-alpha most active neurons whose max cosine with run b's decoder rows
     exceeds ``threshold`` (``fraction_above``), and the mean of those max cosines (``mean_mcs``)."""
     pairs = [(a, b) for a in range(len(rows)) for b in range(len(rows)) if a != b]

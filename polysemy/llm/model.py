@@ -97,8 +97,12 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
     transformers = require_transformers()
     print(f"polysemy: dequantising {gguf.name} once (about 30 s); cached in {folder}", file=sys.stderr)
     kwargs = dict(gguf_file=gguf.name, local_files_only=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-    model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)  # float32: the default
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)  # float32: the default
+    except Exception as exc:  # a damaged GGUF surfaces as IndexError, ValueError, KeyError, OSError...
+        raise ConfigError(f"model {str(gguf)!r} could not be dequantised ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
     # The weights are plain float32 now; drop the quantisation record so save/load treat them as such.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -1,6 +1,6 @@
 """The normalisation rule: model-scale activations ``a`` -> SAE inputs ``x`` of mean norm 1, invertibly.
 
-Why: the SAE of PAPER.md section 3 keeps ``||w_m|| = 1`` and clamps its biases to [-1, 0], so its inputs
+Why: the SAE of docs/paper.md section 3 keeps ``||w_m|| = 1`` and clamps its biases to [-1, 0], so its inputs
 must be O(1); the toy worlds have unit-norm features with O(1) coefficients. SmolLM2's residual stream has
 norms around 100, a few coordinates whose typical size is 25-40 times the others' (e.g. coordinate 507),
 and rare "attention-sink" tokens with norms in the tens of thousands. Left alone, those would own the
@@ -21,7 +21,7 @@ The rule (our choice; its constants are fitted once on a calibration set and sto
    ``b_pre`` could learn it, but centring lets it start at 0 and makes "explained variance" and
    "normalised MSE" refer to the same centred data).
 5. Scale: divide by ``s``, the mean norm of the centred non-sink calibration tokens divided by
-   ``target_norm`` (default 1, the O(1) scale of PAPER.md section 3).
+   ``target_norm`` (default 1, the O(1) scale of docs/paper.md section 3).
 
 So ``x = (a / c - mu) / s`` and, exactly inverted, ``a = (x * s + mu) * c``.
 """

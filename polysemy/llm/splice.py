@@ -1,6 +1,6 @@
 """CE-loss recovered: splice an SAE into the model at the site and measure next-token cross-entropy.
 
-    CE-loss recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean)     (ANCHORS.md, the field's definition)
+    CE-loss recovered = (CE_zero - CE_sae) / (CE_zero - CE_clean)     (docs/paper.md section 9, the field's definition)
 
 - CE_clean: the unmodified model.
 - CE_zero: the site's output replaced by zeros (zero ablation).

@@ -38,13 +38,20 @@ def default_text_path() -> Path:
 def load_texts(path: str | Path | None = None) -> list[str]:
     """Documents of the corpus, in file order (empty ones dropped)."""
     path = default_text_path() if path is None else Path(path).expanduser()
-    require(path.exists(), f"text must be an existing .json or .txt file, got {str(path)!r}")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        values = data.values() if isinstance(data, dict) else data
-        docs = [v.get("extract", "") if isinstance(v, dict) else str(v) for v in values]
-    else:
-        docs = path.read_text(encoding="utf-8").splitlines()
+    require(path.is_file(), f"text must be an existing .json or .txt file, got {str(path)!r}")
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            require(isinstance(data, (dict, list)), f"text {str(path)!r} must hold a JSON object or list")
+            values = data.values() if isinstance(data, dict) else data
+            docs = [v.get("extract", "") if isinstance(v, dict) else str(v) for v in values]
+        else:
+            docs = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"text {str(path)!r} must be a UTF-8 .txt file or a valid .json corpus "
+                          f"({type(exc).__name__})") from None
     docs = [d.strip() for d in docs if d and d.strip()]
     require(len(docs) > 0, f"text file {str(path)!r} must hold at least one document, found none")
     return docs

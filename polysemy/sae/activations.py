@@ -1,6 +1,6 @@
 """Activations of the tied SAE, each returning the value and its derivative with respect to u.
 
-Notation (PAPER.md section 3): u_m = w_m^T (x - b_pre) is the projection, y_m = u_m + b_m the
+Notation (docs/paper.md section 3): u_m = w_m^T (x - b_pre) is the projection, y_m = u_m + b_m the
 pre-activation; neuron m is *active* iff y_m > 0. Every activation here is exactly 0 when y_m <= 0, so
 the activation frequency is the same quantity for all of them.
 

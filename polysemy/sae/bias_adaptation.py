@@ -1,4 +1,4 @@
-"""Bias adaptation (BA / GBA), PAPER.md section 4: a hook of the one training loop, not a fork of it.
+"""Bias adaptation (BA / GBA), docs/paper.md section 4: a hook of the one training loop, not a fork of it.
 
 State (buffers of :class:`~polysemy.sae.models.TiedSAE`, so checkpoints resume it exactly):
 ``bias_GM``, ``group_GM``, ``target_GM``, the statistics of the current window, accumulated

@@ -3,13 +3,24 @@
     polysemy train --preset theorem-uniform --method gba --steps 5000
     polysemy train --n 128 --d 32 --s 2 --method topk --k 2 --samples 1000000 --json
     polysemy train --preset paper-toy --method gba --htf 0.5 --ltf 0.01 --save runs/gba-toy
+    polysemy train --preset theorem-uniform --checkpoint-every 1000 --save runs/gba   # resumable
+    polysemy train --resume runs/gba                                                  # after a kill
 
 World options are those of ``polysemy check``. Method knobs apply only to the methods that have them
 (``--k`` to topk/batchtopk, ``--htf`` to gba, ...); any other combination is a one-line error (exit 2).
+
+Resuming: with ``--checkpoint-every N --save DIR`` the run is saved atomically to DIR every N steps
+(a multiple of ``--log-every``, so the history carries no half interval), together with ``run.json``
+(the world, the data seed, the evaluation size). ``--resume DIR`` loads the last checkpoint, skips the N
+batches already used from the same data stream and continues: the result equals an uninterrupted run
+bit for bit (``tests/sae/test_train_resume.py``). ``--save`` never destroys anything it did not write:
+an existing file or a folder holding other files is refused, and an old checkpoint is replaced only
+with ``--overwrite`` (or when it is the one being resumed).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
@@ -17,9 +28,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json_atomic
-from ..errors import ConfigError, require_int_range
+from ..errors import ConfigError, require, require_int_range
+from ..jsonout import emit_json
 from . import diagnostics
+
+RUN_FILE = "run.json"       # beside the checkpoint: what --resume needs besides the TrainConfig
+# Options --resume takes from the checkpoint (giving another value is an error, not silently ignored).
+RESUME_FIXED = ("preset", "n", "d", "s", "dictionary", "coherence", "matrix", "support", "frequency_profile",
+                "frequency", "zipf_exponent", "f_max", "f_min", "rho2", "imbalance", "spread", "noise",
+                "world_seed", "method", "width", "steps", "samples", "batch_size", "lr", "lr_schedule", "seed",
+                "data_seed", "log_every", "stop_on_plateau", "eval_samples")
+# Median sample norm above which a tied SAE without input scaling trains to chance (measured: norm ~170
+# gives FRR 0 at n=64, d=32; the bias floor of -1 and a0 = 0.01 are made for inputs of norm O(1)).
+TIED_NORM_LIMIT = 100.0
 
 DEFAULT_STEPS = 5000
 
@@ -89,11 +110,29 @@ def register(subparsers) -> None:
     k = parser.add_argument_group("method knobs (only those of the chosen method)")
     for flag, (typ, _, help_text) in METHOD_KNOBS.items():
         k.add_argument(f"--{flag}", type=typ, default=None, help=help_text)
-    o = parser.add_argument_group("output")
-    o.add_argument("--save", metavar="DIR", default=None, help="save a resumable checkpoint to DIR")
+    o = parser.add_argument_group("output and resuming")
+    o.add_argument("--save", metavar="DIR", default=None,
+                   help="save the trained model (and its optimizer state) to DIR at the end; a new or empty "
+                        "folder, or an old checkpoint with --overwrite")
+    o.add_argument("--overwrite", action="store_true", help="allow --save to replace an existing checkpoint")
+    o.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="also save to DIR every N steps (a multiple of --log-every), so that a killed run "
+                        "can continue with --resume DIR")
+    o.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run checkpointed in DIR (world and training settings come from DIR)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run_train)
+    parser.set_defaults(func=run_train, interrupt_hint=_interrupt_hint, train_parser=parser)
+
+
+def _interrupt_hint(args) -> str:
+    """What Ctrl-C leaves behind: the last periodic checkpoint, or nothing."""
+    target = args.save or args.resume
+    if args.checkpoint_every and target:
+        return f"the last checkpoint in {target} is kept; continue with: polysemy train --resume {target}"
+    if args.resume:
+        return f"the checkpoint in {args.resume} is as it was; continue with: polysemy train --resume {args.resume}"
+    return "nothing was saved (use --checkpoint-every N --save DIR to make a run resumable)"
 
 
 def method_params_from_args(method: str, args) -> dict[str, Any]:
@@ -150,7 +189,76 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _check_outputs(args) -> Path | None:
+    """--save / --resume / --checkpoint-every, checked before any work; returns the folder to save to."""
+    from ..outputs import check_output_dir
+    from .checkpoint import check_save_target
+
+    target = args.save or args.resume
+    if args.checkpoint_every is not None:
+        require(target is not None, "--checkpoint-every needs --save DIR (where the checkpoints go)")
+    if args.overwrite:
+        require(args.save is not None, "--overwrite applies only with --save DIR")
+    if target is None:
+        return None
+    if args.save is not None:
+        check_output_dir("--save", args.save)
+        same = args.resume is not None and Path(args.save).resolve() == Path(args.resume).resolve()
+        check_save_target(args.save, overwrite=args.overwrite or same, param="--save")
+    else:
+        check_output_dir("--resume", args.resume)
+    return Path(target)
+
+
+def _resume_settings(args):
+    """(world config, TrainConfig, TrainResult, run.json) of the run checkpointed in ``args.resume``."""
+    from ..simulate import WorldConfig
+    from .checkpoint import is_checkpoint, load_checkpoint, recover_interrupted_save
+
+    path = Path(args.resume)
+    recover_interrupted_save(path)
+    require(path.is_dir() and is_checkpoint(path),
+            f"--resume must be a checkpoint folder written by polysemy train, got {args.resume!r}")
+    parser = args.train_parser
+    given = [name for name in RESUME_FIXED if getattr(args, name, None) != parser.get_default(name)]
+    given += [f for f in METHOD_KNOBS if getattr(args, f.replace("-", "_"), None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"{flag} cannot be given with --resume: the world and training settings come from "
+                          f"{args.resume}/{RUN_FILE}")
+    try:
+        run = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+        world_cfg = WorldConfig.from_dict(run["world_config"])
+        data_seed, eval_samples = int(run["data_seed"]), int(run["eval_samples"])
+    except FileNotFoundError:
+        raise ConfigError(f"--resume {args.resume!r} lacks {RUN_FILE}: it was not saved by polysemy train "
+                          "--checkpoint-every") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--resume: {path / RUN_FILE} is unreadable ({exc})") from None
+    resumed = load_checkpoint(path)
+    require(resumed.config is not None and resumed.optimizer_state is not None,
+            f"--resume {args.resume!r} holds a model without its training state")
+    return world_cfg, resumed.config, resumed, {"data_seed": data_seed, "eval_samples": eval_samples,
+                                                  "checkpoint_every": run.get("checkpoint_every")}
+
+
+def _check_input_scale(world, cfg, args) -> None:
+    """A tied SAE with input_scale 'none' on inputs of norm >> 1 trains to chance: say so (exit 2)."""
+    import torch
+
+    params = cfg.params
+    if "input_scale" not in params or params["input_scale"] != "none" or args.input_scale is not None:
+        return  # untied method, or the user chose the input scale explicitly
+    x = world.sample(256, torch.Generator().manual_seed(0))
+    norm = float(x.norm(dim=1).median())
+    require(norm <= TIED_NORM_LIMIT,
+            f"the world's inputs have median norm {norm:.3g} (> {TIED_NORM_LIMIT:g}; set by --spread or --matrix), "
+            f"on which {cfg.method}'s tied SAE trains to chance: add --input-scale mean-norm (or --input-scale "
+            "none to train anyway)")
+
+
 def run_train(args) -> int:
+    from ..memory import require_memory, training_terms
     from ..simulate import World
     from ..simulate.cli_options import world_config_from_args
     from .checkpoint import save_checkpoint
@@ -158,17 +266,42 @@ def run_train(args) -> int:
     from .registry import get_method
     from .trainer import train
 
-    get_method(args.method)  # unknown method: one line before anything else
-    world_cfg = world_config_from_args(args)
-    require_int_range("data_seed", args.data_seed, 0)
-    require_int_range("eval_samples", args.eval_samples, 1)
-    cfg = train_config_from_args(args, world_cfg.n)
+    target = _check_outputs(args)
+    resumed = None
+    if args.resume is not None:
+        world_cfg, cfg, resumed, run = _resume_settings(args)
+        data_seed, eval_samples = run["data_seed"], run["eval_samples"]
+        every = args.checkpoint_every if args.checkpoint_every is not None else run["checkpoint_every"]
+    else:
+        get_method(args.method)  # unknown method: one line before anything else
+        world_cfg = world_config_from_args(args)
+        data_seed, eval_samples, every = args.data_seed, args.eval_samples, args.checkpoint_every
+        require_int_range("data_seed", data_seed, 0)
+        require_int_range("eval_samples", eval_samples, 1)
+        cfg = train_config_from_args(args, world_cfg.n)
+    if every is not None:
+        require_int_range("--checkpoint-every", every, 1)
+        require(every % cfg.log_every == 0,
+                f"--checkpoint-every must be a multiple of --log-every={cfg.log_every}, got {every}")
+    require_memory(training_terms(world_cfg.n, world_cfg.d, cfg.width, cfg.batch_size, eval_samples))
     world = World(world_cfg)
+    if resumed is None:
+        _check_input_scale(world, cfg, args)
+    run_info = {"world_config": world_cfg.to_dict(), "data_seed": data_seed, "eval_samples": eval_samples,
+                "checkpoint_every": every}
+    on_log = None
+    if every is not None:
+        def on_log(step: int, results) -> None:
+            if step % every == 0 and step < cfg.steps:
+                save_checkpoint(results()[0], target, extra_json={RUN_FILE: run_info})
+
+    data = world.stream(cfg.batch_size, seed=data_seed)
+    if resumed is not None:
+        data = itertools.islice(data, resumed.steps, None)   # the batches the killed run had not used
     started = time.perf_counter()
-    result = train(cfg, world.stream(cfg.batch_size, seed=args.data_seed), world.d, truth=world.V,
-                   progress=not args.quiet)
-    seconds = time.perf_counter() - started
-    metrics = evaluate_on_world(result.model, world, n_samples=args.eval_samples)
+    result = train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed, on_log=on_log)
+    seconds = time.perf_counter() - started + (resumed.seconds if resumed is not None else 0.0)
+    metrics = evaluate_on_world(result.model, world, n_samples=eval_samples)
     warning = diagnostics.bound_warning(result.history)
     if warning:
         print(warning, file=sys.stderr)
@@ -178,16 +311,16 @@ def run_train(args) -> int:
         "dead_fraction": metrics["dead_fraction"], "explained_variance": metrics["explained_variance"],
         "samples": result.samples, "steps": result.steps, "seconds": seconds, "stop_reason": result.stop_reason,
         "metrics": metrics, "train_config": cfg.to_dict(), "world_config": world_cfg.to_dict(),
-        "data_seed": args.data_seed, "saved": None,
+        "data_seed": data_seed, "saved": None, "resumed_from_step": resumed.steps if resumed is not None else None,
         "samples_to_recovery": diagnostics.samples_to_recovery(result.history),
         "adaptation": diagnostics.adaptation_report(result.history),
     }
-    if args.save:
-        path = save_checkpoint(result, args.save)
-        write_json_atomic(Path(path) / "evaluation.json", _jsonable(report), indent=2)
+    if target is not None:
+        path = save_checkpoint(result, target, extra_json={RUN_FILE: run_info,
+                                                           "evaluation.json": _jsonable(report)})
         report["saved"] = str(path)
     if args.json:
-        print(json.dumps(_jsonable(report), sort_keys=True))
+        emit_json(args, _jsonable(report), sort_keys=True)
     else:
         print(format_report(report, world_cfg))
     return 0

@@ -2,7 +2,7 @@
 and all products are batched (``torch.bmm``/``baddbmm``), so training G models at once is the same
 code as training one (our choice, for sweeps). Decoder rows are stored as [width, d] (DESIGN.md).
 
-- :class:`TiedSAE`: the paper's SAE (PAPER.md section 3), f(x) = sum_m a_m w_m phi(w_m^T(x - b_pre) + b_m)
+- :class:`TiedSAE`: the paper's SAE (docs/paper.md section 3), f(x) = sum_m a_m w_m phi(w_m^T(x - b_pre) + b_m)
   + b_pre, with unit-norm rows w_m, output scales a_m, a pre-bias b_pre and biases b_m that only the
   bias-adaptation rule moves. It also holds the per-neuron adaptation state as buffers, so a checkpoint
   resumes adaptation exactly. An optional fixed input scale c (buffer ``input_scale_G``, 1 = none) lets

@@ -52,14 +52,19 @@ class TrainResult:
 # -- public entry points -------------------------------------------------------------------------------
 
 def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool = True,
-          resume: TrainResult | None = None) -> TrainResult:
+          resume: TrainResult | None = None, on_log=None) -> TrainResult:
     """Train one SAE on ``data`` (any iterable of float tensors [B, d], or objects with ``.x``).
 
     truth:  optional [n, d] true features, used only for logging recovery and early stopping.
     resume: a TrainResult (e.g. from ``load_checkpoint``) to continue until ``cfg.steps`` in total;
             ``data`` must then yield the batches that come after the ones already used.
+    on_log: optional hook ``on_log(step, results)``, called after each history row is logged (every
+            ``log_every`` steps and at the end); ``results()`` returns the run so far as a TrainResult
+            list, which :func:`~polysemy.sae.checkpoint.save_checkpoint` can save and ``resume`` continue
+            exactly (``polysemy train --checkpoint-every`` uses it).
     """
-    return _train_stack([cfg], [data], d, [truth], progress, [resume] if resume is not None else None)[0]
+    return _train_stack([cfg], [data], d, [truth], progress, [resume] if resume is not None else None,
+                        on_log)[0]
 
 
 def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: bool = True,
@@ -156,13 +161,26 @@ def one_step(method, model, optimizer: StackedAdam, hyper: dict, x_GBD: torch.Te
     if not bool(torch.isfinite(out.loss_G).all()):
         g = int((~torch.isfinite(out.loss_G)).nonzero()[0, 0])
         raise NonFiniteError(f"training diverged: loss of model {g} is {out.loss_G[g].item()} at step {step} "
-                             "(try a lower lr)")
+                             f"({_divergence_cause(x_GBD[g])})")
     optimizer.step(out.grads, scale)
     method.after_update(model, hyper)
     with torch.no_grad():
         model.last_fired_GM.masked_fill_(out.fired_GM > 0, step)
     method.end_of_step(model, hyper, step)
     return out
+
+
+# Inputs beyond this size make float32 sums of squares overflow (3.4e38) or lose all precision.
+INPUT_LIMIT = 1e6
+
+
+def _divergence_cause(x_BD: torch.Tensor) -> str:
+    """Name the likely cause of a non-finite loss: inputs too large for float32, else the learning rate."""
+    peak = float(x_BD.abs().max())
+    if peak > INPUT_LIMIT:
+        return (f"the input batch has entries up to {peak:.3g}, beyond {INPUT_LIMIT:.0e}, so float32 squares "
+                "overflow: rescale the data to O(1) (e.g. input_scale='mean-norm')")
+    return "try a lower lr"
 
 
 def _check_finite_state(model, step: int) -> None:
@@ -200,7 +218,7 @@ def _stack_from(method, cfgs, d, resumes, device):
     return model, opt_state
 
 
-def _train_stack(cfgs, data, d, truths, progress, resumes) -> list[TrainResult]:
+def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[TrainResult]:
     method = get_method(cfgs[0].method)
     G, cfg0 = len(cfgs), cfgs[0]
     if not isinstance(d, int) or d < 1:
@@ -307,6 +325,8 @@ def _train_stack(cfgs, data, d, truths, progress, resumes) -> list[TrainResult]:
                 fired_sum.zero_(), loss_sum.zero_(), mse_sum.zero_()
                 extra_sum.clear()
                 steps_in_log = samples_in_log = 0
+                if on_log is not None:
+                    on_log(step, lambda: [finished[g] or snapshot(g, "steps") for g in range(G)])
                 if all(f is not None for f in finished):
                     break
     finally:

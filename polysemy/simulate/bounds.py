@@ -1,6 +1,6 @@
 """Coherence bounds for n unit vectors in R^d, and the coherences our dictionaries promise.
 
-Coherence mu(V) = max_{i != j} |<v_i, v_j>| / (|v_i| |v_j|) (PAPER.md 2, condition V1).
+Coherence mu(V) = max_{i != j} |<v_i, v_j>| / (|v_i| |v_j|) (docs/paper.md section 2, condition V1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``WorldConfig``: every knob of a world of superposed features, validated and JSON-serialisable.
 
-A world is X = H V (PAPER.md section 1): V [n, d] holds the true features as rows, each sample
+A world is X = H V (docs/paper.md section 1): V [n, d] holds the true features as rows, each sample
 x = sum_i h_i v_i + noise has non-negative coefficients h_i, most of them zero. The config is one flat,
 frozen dataclass so that a sweep can vary any field with ``cfg.replace(field=value)`` and every cell is
 regenerated exactly from its JSON (``cfg.config_hash()`` names it).
@@ -15,7 +15,7 @@ Dimensions
                   Bernoulli-type supports when ``frequency`` is not given.
 
 Dictionary (``dictionary``, see ``dictionaries.py``)
-    "gaussian"    [default] i.i.d. Gaussian rows scaled to unit norm (the theorem's model, PAPER.md 1).
+    "gaussian"    [default] i.i.d. Gaussian rows scaled to unit norm (the theorem's model, docs/paper.md section 1).
     "orthogonal"  as incoherent as n and d allow: orthonormal rows when n <= d, otherwise a unit-norm
                   frame pushed toward the Welch bound by frame-potential descent (our choice); its
                   coherence is at most ``bounds.orthogonal_coherence_bound(n, d)``.
@@ -44,7 +44,7 @@ Coefficients: h_i = magnitude_i * U[spread]
     magnitude_profile  "uniform" [default, all 1] | "geometric" (from 1 down to 1/``imbalance``,
                   geometrically spaced, assigned to features in a random order fixed by ``seed``)
                   | "explicit" (``magnitudes``, n positive values).
-    spread [(0.5, 1.5)]  each active coefficient is multiplied by U[lo, hi] (PAPER.md 1, [unknown]).
+    spread [(0.5, 1.5)]  each active coefficient is multiplied by U[lo, hi] (docs/paper.md section 1, [unknown]).
     noise [0.0]   standard deviation sigma of additive Gaussian noise on x.
     scale [1.0]   every sample (coefficients and noise) is multiplied by this constant C > 0 (our choice:
                   a world in other units, to check that a method does not depend on the input scale).
@@ -252,10 +252,11 @@ class WorldConfig(Config):
         n = self.n
         spread = self.spread
         require(isinstance(spread, (tuple, list)) and len(spread) == 2 and all(_is_number(v) for v in spread)
-                and 0 < float(spread[0]) <= float(spread[1]),
-                f"spread must be a pair (lo, hi) with 0 < lo <= hi, got {spread!r}")
-        require_float_range("noise", self.noise, 0.0, math.inf, high_open=True)
-        require_float_range("scale", self.scale, 0.0, 1e12, low_open=True)
+                and 0 < float(spread[0]) <= float(spread[1]) <= COEFFICIENT_LIMIT,
+                f"spread must be a pair (lo, hi) with 0 < lo <= hi <= {COEFFICIENT_LIMIT:.0e} "
+                f"(larger coefficients overflow float32 in training), got {spread!r}")
+        require_float_range("noise", self.noise, 0.0, COEFFICIENT_LIMIT)
+        require_float_range("scale", self.scale, 0.0, COEFFICIENT_LIMIT, low_open=True)
         if self.magnitude_profile == "geometric" or self.imbalance != 1.0:
             require(self.magnitude_profile == "geometric",
                     f"imbalance applies only to magnitude_profile='geometric', got {self.magnitude_profile!r}")
@@ -266,6 +267,15 @@ class WorldConfig(Config):
             require(isinstance(self.magnitudes, (tuple, list)) and len(self.magnitudes) == n
                     and all(_is_number(m) and float(m) > 0 for m in self.magnitudes),
                     f"magnitudes must be a list of n={n} positive numbers, got {_describe(self.magnitudes)}")
+            top = max(float(m) for m in self.magnitudes) * float(spread[1])
+            require(top <= COEFFICIENT_LIMIT,
+                    f"magnitudes times spread hi must be at most {COEFFICIENT_LIMIT:.0e} (larger coefficients "
+                    f"overflow float32 in training), got {top:.3g}")
+
+
+# Largest coefficient (and noise std) a world may have: sums of squares of [B, d] float32 batches stay
+# finite and precise below it (our choice; float32 overflows at 3.4e38).
+COEFFICIENT_LIMIT = 1e6
 
 
 def _describe(value) -> str:

@@ -1,7 +1,7 @@
 """True-feature dictionaries V [n, d] (rows = features), built deterministically from a WorldConfig.
 
-- ``gaussian``: i.i.d. N(0, 1) entries, rows scaled to unit norm (the theorem's model, PAPER.md 1).
-  Its coherence is about sqrt(2 log(n^2) / d) (PAPER.md 2, V1).
+- ``gaussian``: i.i.d. N(0, 1) entries, rows scaled to unit norm (the theorem's model, docs/paper.md section 1).
+  Its coherence is about sqrt(2 log(n^2) / d) (docs/paper.md section 2, V1).
 - ``orthogonal``: as incoherent as n and d allow (our choice of algorithm). n <= d: orthonormal rows
   (QR of a Gaussian matrix), coherence 0 up to float32 rounding. n > d: start from Gaussian rows and
   descend the frame potential sum_{i != j} (G_ij / max|G|)^(2p), p = 8, a smooth stand-in for the

@@ -7,7 +7,7 @@
   GBA, so we moved d until they matched (benchmarks/calibrate_paper_toy.py, docs/recovery-study.md):
   at d = 112, K = 20 recovers 100% and K = 50 0% (paper 23.4%), K = 30 56% (paper 24.2%).
 - ``paper-toy-literal``: the same world read literally, d = 42 (the preset ``paper-toy`` of 0.1).
-- ``theorem-uniform``: the theorem's uniform world (PAPER.md 1, 5): n = 256, d = 64, exactly s = 3
+- ``theorem-uniform``: the theorem's uniform world (docs/paper.md sections 1, 5): n = 256, d = 64, exactly s = 3
   features per sample, uniform supports, Gaussian V (f = 3/256).
 - ``resonance-light``: light superposition d = 64 > sqrt(n) = 16 (n = 256, s = 3), the wide band.
 - ``resonance-heavy``: heavy superposition d = 12 < sqrt(n) = 16 (n = 256, s = 3), the narrow band.

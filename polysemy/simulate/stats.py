@@ -2,11 +2,11 @@
 
 - frequencies: f_i = (number of samples with h_i > 0) / B.
 - L0: mean number of active features per sample.
-- rho2: max over i != j of count(i and j) / count(i) (PAPER.md 2, H3: max_{i!=j} P(h_j>0 | h_i>0)),
+- rho2: max over i != j of count(i and j) / count(i) (docs/paper.md section 2, H3: max_{i!=j} P(h_j>0 | h_i>0)),
   taken only over features i seen at least ``min_count`` times (default 20, our choice: below that a
   single co-occurrence moves the estimate by 5% or more, and the max over many rare features is
   dominated by noise). Returns nan when no feature is seen ``min_count`` times.
-- coherence: max_{i != j} |cos(v_i, v_j)| of the rows of V (PAPER.md 2, V1).
+- coherence: max_{i != j} |cos(v_i, v_j)| of the rows of V (docs/paper.md section 2, V1).
 """
 
 from __future__ import annotations

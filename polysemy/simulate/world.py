@@ -1,6 +1,6 @@
 """``World``: a WorldConfig made concrete (dictionary V, magnitudes) and its fast sample streams.
 
-One sample is x = sum_{k} values[k] * V[indices[k]] + sigma * N(0, I_d) (PAPER.md 1: X = H V + noise),
+One sample is x = sum_{k} values[k] * V[indices[k]] + sigma * N(0, I_d) (docs/paper.md section 1: X = H V + noise),
 built from its active rows only (``embedding_bag``: a fused gather and weighted sum), O(K d) per sample,
 never a dense [B, n] @ [n, d] product. Values are h_i = magnitude_i * U[spread], non-negative.
 

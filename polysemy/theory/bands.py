@@ -1,11 +1,11 @@
 """The paper's predictions as numbers: the resonance band, Theorem 6.1's band and width, the regime,
-and the classical lines a phase diagram draws beside them (PAPER.md sections 5 and 8).
+and the classical lines a phase diagram draws beside them (docs/paper.md sections 5 and 8).
 
 All the paper's "≲" are read as "<=" with a constant that is a parameter (default 1, our choice: the
-constants are unknown, PAPER.md section 5). Functions take plain numbers, so sweeps and figures can
+constants are unknown, docs/paper.md section 5). Functions take plain numbers, so sweeps and figures can
 draw the lines on any grid; :func:`predict` gathers them for one world config.
 
-- Resonance band (PAPER.md 5, the reading of Theorem 6.1 with f = s/n):
+- Resonance band (docs/paper.md section 5, the reading of Theorem 6.1 with f = s/n):
   ``c_low * f <= p <= c_high * min(sqrt(f), f * d)``.
 - Theorem 6.1's band for the target frequency p:
   ``1/n <= p <= min(n^{-(1+1/s)/2}, n^{-2(1+eps)^2/s}, d^{1-varsigma}/n)``; it can be empty (low > high,
@@ -41,7 +41,7 @@ def _positive(name: str, value: float) -> float:
 
 def resonance_band(f: float, d: float, c_low: float = 1.0, c_high: float = 1.0) -> tuple[float, float]:
     """(low, high) = (c_low * f, c_high * min(sqrt(f), f * d)): target frequencies p at which a neuron
-    resonates with features of frequency f (PAPER.md 5). With the default constants low <= high
+    resonates with features of frequency f (docs/paper.md section 5). With the default constants low <= high
     whenever f is in (0, 1] and d >= 1."""
     require_float_range("f", f, 0.0, 1.0, low_open=True)
     require_float_range("d", d, 1.0, math.inf, high_open=True)
@@ -52,7 +52,7 @@ def resonance_band(f: float, d: float, c_low: float = 1.0, c_high: float = 1.0) 
 
 def theorem_band(n: int, d: int, s: float, eps: float = DEFAULT_EPS,
                  varsigma: float = DEFAULT_VARSIGMA) -> tuple[float, float]:
-    """Theorem 6.1's band for the target frequency p (PAPER.md 5):
+    """Theorem 6.1's band for the target frequency p (docs/paper.md section 5):
     ``(1/n, min(n^{-(1+1/s)/2}, n^{-2(1+eps)^2/s}, d^{1-varsigma}/n))``.
 
     ``s`` may be fractional (an expected L0). The band is empty when low > high; it is returned as is."""
@@ -75,13 +75,13 @@ def log10_width_requirement(n: int, s: float, p: float, eps: float = DEFAULT_EPS
 
 
 def width_requirement(n: int, s: float, p: float, eps: float = DEFAULT_EPS) -> float:
-    """Theorem 6.1's width ``M >= n * p^{-s/(1-eps)^2}`` (PAPER.md 5); ``inf`` if it overflows a float."""
+    """Theorem 6.1's width ``M >= n * p^{-s/(1-eps)^2}`` (docs/paper.md section 5); ``inf`` if it overflows a float."""
     log10_m = log10_width_requirement(n, s, p, eps)
     return 10.0 ** log10_m if log10_m < 308 else math.inf
 
 
 def regime(n: int, d: int) -> str:
-    """"light" superposition when d > sqrt(n), else "heavy" (PAPER.md 5)."""
+    """"light" superposition when d > sqrt(n), else "heavy" (docs/paper.md section 5)."""
     require_int_range("n", n, 1)
     require_int_range("d", d, 1)
     return "light" if d > math.sqrt(n) else "heavy"
@@ -89,7 +89,7 @@ def regime(n: int, d: int) -> str:
 
 def classical_sparsity_limit(d: float, mu: float, c: float = 1.0) -> float:
     """``c * sqrt(d) / (mu * ln d)``: the sparsity up to which provable neural dictionary learning
-    (Arora–Ge–Ma–Moitra 2015; NOODL 2019; ITKM) is guaranteed (PAPER.md 8). Needs d > 1, mu > 0."""
+    (Arora–Ge–Ma–Moitra 2015; NOODL 2019; ITKM) is guaranteed (docs/paper.md section 8). Needs d > 1, mu > 0."""
     require_float_range("d", d, 1.0, math.inf, low_open=True, high_open=True)
     require_float_range("mu", mu, 0.0, 1.0, low_open=True)
     _positive("c", c)

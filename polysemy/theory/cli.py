@@ -16,6 +16,8 @@ import sys
 from typing import Any
 
 from ..errors import require_int_range
+from ..jsonout import emit_json
+from ..memory import FLOAT64, require_memory
 
 DEFAULT_SAMPLES = 20_000
 MAX_SAMPLES = 10_000_000
@@ -136,9 +138,12 @@ def run_check(args) -> int:
     from ..simulate.cli_options import world_config_from_args
 
     cfg = world_config_from_args(args)
+    samples = args.samples or 0
+    require_memory({"--n x --d (the true dictionary)": 3.0 * FLOAT64 * cfg.n * cfg.d,
+                    "--samples x --n (the measured conditions)": 4.0 * FLOAT64 * samples * (cfg.n + cfg.d)})
     result = check_world(cfg, samples=args.samples, data_seed=args.data_seed)
     if args.json:
-        print(json.dumps(result, allow_nan=False, sort_keys=True))
+        emit_json(args, result, allow_nan=False, sort_keys=True)
     else:
         print(format_report(result))
     sys.stdout.flush()

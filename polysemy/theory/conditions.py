@@ -1,4 +1,4 @@
-"""The identifiability conditions H1, H2, H3 and V1 (PAPER.md section 2), each checked two ways:
+"""The identifiability conditions H1, H2, H3 and V1 (docs/paper.md section 2), each checked two ways:
 ``predicted`` from a world's config, and ``measured`` from a sample (a ``Batch`` with ground truth).
 
 Every check reports ``value``, ``threshold``, ``margin`` and ``holds``. The margin is signed so that a
@@ -36,10 +36,10 @@ from .world_predictions import predicted_quantities
 
 CONDITION_NAMES = ("H1", "H2", "H3", "V1")
 SOURCES = {
-    "H1": "PAPER.md 2 (row sparsity); threshold: Donoho-Tanner weak l1 threshold (our choice)",
-    "H2": "PAPER.md 2 (non-degeneracy); constant c_h2 our choice",
-    "H3": "PAPER.md 2 (low co-occurrence, rho2 << n^-1/2)",
-    "V1": "PAPER.md 2 (incoherence); constant c_v1 our choice",
+    "H1": "docs/paper.md section 2 (row sparsity); threshold: Donoho-Tanner weak l1 threshold (our choice)",
+    "H2": "docs/paper.md section 2 (non-degeneracy); constant c_h2 our choice",
+    "H3": "docs/paper.md section 2 (low co-occurrence, rho2 << n^-1/2)",
+    "V1": "docs/paper.md section 2 (incoherence); constant c_v1 our choice",
 }
 MAX_RANK_FEATURES = 4096   # above this many features the measured rank check is skipped (n x n eigvals)
 

@@ -7,7 +7,7 @@ Rows are compared by cosine on row-normalised matrices; a zero row has cosine 0 
 Notation: ``truth`` holds the n true features v_i (rows [n, d]); ``learned`` holds the M learned
 decoder rows w_m (rows [M, d]); cos_im = <v_i, w_m> / (||v_i|| ||w_m||).
 
-Definitions (ANCHORS.md "Metric definitions"; PAPER.md section 6 for FRR):
+Definitions (docs/paper.md section 9; section 6 for FRR):
 
 - ``frr[tau]`` = (1/n) #{i : max_m cos_im >= tau}. The paper's feature recovery rate. The cosine is
   *signed*: features and codes are non-negative, so a neuron pointing at -v_i does not recover v_i.
@@ -214,7 +214,7 @@ def _frr_from_best(best_cos: np.ndarray, taus: Sequence[float]) -> dict[str, flo
 
 def frr(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_TAUS) -> dict[str, float]:
     """Feature recovery rate {"0.8": x, "0.9": y, "0.99": z}: fraction of true features whose best
-    learned row has signed cosine >= tau (PAPER.md section 6)."""
+    learned row has signed cosine >= tau (docs/paper.md section 6)."""
     taus = _check_taus(taus)
     L, T = _pair(learned, truth)
     summary = _CosineSummary(L, T, need_matching=False)
@@ -380,7 +380,7 @@ def cross_run_consistency(
     alpha: float = 0.1,
     threshold: float = 0.9,
 ) -> dict[str, Any]:
-    """Cross-run (cross-seed) consistency (PAPER.md section 7).
+    """Cross-run (cross-seed) consistency (docs/paper.md section 7).
 
     For each neuron m of run A among the ceil(alpha * M_A) most active (by ``activity_a`` [M_A], e.g.
     firing frequency; every neuron when ``activity_a`` is None), MCS_m = max_k cos(a_m, b_k) over the

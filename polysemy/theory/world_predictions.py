@@ -1,14 +1,14 @@
 """What a world's config predicts, before any sample is drawn: frequencies, co-occurrence, coherence,
 row sparsity and coefficient floor. Used by ``bands.predict`` and the "predicted" conditions.
 
-Formulas (PAPER.md sections 1-2; the simulate module docstring for the support models):
+Formulas (docs/paper.md sections 1-2; the simulate module docstring for the support models):
 
 - f = mean_i f_i with f_i = P(h_i > 0) (``World.expected_frequencies``).
 - rho2 = max_{i != j} P(h_j > 0 | h_i > 0) = ``World.expected_rho2`` (simulate's exact formula per
   support: (s-1)/(n-1) for exact s of n, max_j f_j for independent features, rho2 for planted pairs,
   1 for a hierarchy whose children fire).
 - coherence mu: Gaussian rows: the median max |cos| over n(n-1)/2 random pairs
-  (:func:`gaussian_coherence`; PAPER.md 2's sqrt(2 ln(n^2)/d) is its large-d limit); orthogonal
+  (:func:`gaussian_coherence`; docs/paper.md section 2's sqrt(2 ln(n^2)/d) is its large-d limit); orthogonal
   rows: the bound the dictionary promises (``orthogonal_coherence_bound``); coherent rows: the
   configured mu; a user matrix: its exact coherence.
 - row sparsity (H1): the largest L0 a row can have when bounded (exact: s; mixture: largest level;
@@ -61,7 +61,7 @@ def gaussian_coherence(n: int, d: int) -> float:
     The cosine t of two independent random unit vectors has density proportional to (1-t^2)^((d-3)/2),
     so P(|t| > mu) = I_{1-mu^2}((d-1)/2, 1/2) (regularised incomplete beta). Treating the K = n(n-1)/2
     pairs as independent, the median of the max solves (1 - P(|t| > mu))^K = 1/2. Its large-d limit is
-    PAPER.md's sqrt(2 ln(n^2) / d), which overestimates at our sizes (0.68 against a realised
+    the sqrt(2 ln(n^2) / d) of docs/paper.md section 2, which overestimates at our sizes (0.68 against a realised
     0.52-0.56 for n = 128, d = 42; this predictor gives 0.56)."""
     if n < 2:
         return 0.0

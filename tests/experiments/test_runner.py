@@ -100,3 +100,16 @@ def test_unreachable_dask_scheduler_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="dask"):
         run_sweep(_spec(seeds=(0,)), tmp_path, dask_address="tcp://127.0.0.1:9",
                   evaluate_group=recording_evaluator, progress=False)
+
+
+def test_a_corrupt_cell_is_recomputed_with_a_warning(tmp_path, capsys):
+    spec = _spec(seeds=(0,))
+    first = run_sweep(spec, tmp_path, evaluate_group=recording_evaluator, progress=False)
+    store = ResultStore(tmp_path)
+    victim = sorted(store.done_ids())[0]
+    store.cell_path(victim).write_text("{truncated")
+    CALLS.clear()
+    again = run_sweep(spec, tmp_path, evaluate_group=recording_evaluator, progress=False)
+    assert "corrupt" in capsys.readouterr().err and victim in CALLS[0]
+    assert again.cells_computed == 1 and again.cells_done == first.cells_done == first.cells_total
+    assert len(load_results(tmp_path)) == first.cells_total

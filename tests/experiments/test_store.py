@@ -75,3 +75,16 @@ def test_nan_metrics_survive(tmp_path):
     row["metrics"]["mcc"] = float("nan")
     store.write_cell(row)
     assert math.isnan(load_results(tmp_path)["metrics.mcc"].iloc[0])
+
+
+def test_corrupt_cells_are_skipped_by_the_loader_with_a_warning(tmp_path):
+    store = ResultStore(tmp_path / "s")
+    for i in range(3):
+        store.write_cell(_row(f"c{i}", 0.5))
+    store.cell_path("c1").write_text('{"cell_id": "c1", "metr')          # cut short
+    store.cell_path("c2").write_text(json.dumps(_row("other", 0.5)))     # another cell's content
+    good, corrupt = store.check_cells()
+    assert good == {"c0"} and set(corrupt) == {"c1", "c2"}
+    with pytest.warns(UserWarning, match="corrupt cell c1"):
+        df = load_results(tmp_path / "s")
+    assert list(df["cell_id"]) == ["c0"]

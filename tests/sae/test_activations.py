@@ -2,7 +2,7 @@
 
 test_tied_gradients.py checks the hand-written backward against autograd *through* ``tied_activation``,
 so a wrong activation formula would pass there. Here each activation is checked against its definition
-(polysemy/sae/activations.py, PAPER.md section 3) written out independently, and its dz/du against
+(polysemy/sae/activations.py, docs/paper.md section 3) written out independently, and its dz/du against
 autograd of that definition. Added while checking why GBA with ReLU / smooth ReLU recovers nothing in
 the activations figure (the cause is b_pre, not the activation: see docs/experiments.md).
 """

@@ -1,4 +1,4 @@
-"""Property-based recovery suite (issue 3, "What it must show"; PAPER.md sections 4-6).
+"""Property-based recovery suite (issue 3, "What it must show"; docs/paper.md sections 4-6).
 
 Laws of the bias-adaptation rule (exact, checked on arbitrary states) and statistical claims of the
 theory (checked on small worlds with stated bounds):
@@ -37,7 +37,7 @@ from polysemy.sae.models import TiedSAE
 from polysemy.simulate import World, WorldConfig
 
 # ---------------------------------------------------------------------------------------------------
-# Exact laws of the adaptation rule (PAPER.md section 4), on arbitrary window statistics.
+# Exact laws of the adaptation rule (docs/paper.md section 4), on arbitrary window statistics.
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -99,7 +99,7 @@ def test_adaptation_keeps_biases_in_range_and_moves_them_toward_the_target(state
 @given(adaptation_states())
 def test_a_dead_neuron_is_raised_by_gamma_plus_times_its_groups_mean_peak(state):
     """The revival step: p_m < eps gives b_m <- min(b_m + gamma_+ rbar_k, 0), rbar_k the mean positive
-    peak of neuron m's group (PAPER.md section 4)."""
+    peak of neuron m's group (docs/paper.md section 4)."""
     model, gamma_plus_G, gamma_minus_G, eps_G = state
     before, peaks, groups = model.bias_GM.clone(), model.peak_GM.clone(), model.group_GM.clone()
     freq = model.act_count_GM / model.stat_samples_G[:, None]

@@ -19,7 +19,7 @@ def test_welch_bound_values():
 def test_gaussian_rows_are_unit_and_coherence_near_theory():
     V = World(WorldConfig(n=256, d=64)).V
     assert torch.allclose(V.norm(dim=1), torch.ones(256), atol=1e-5)
-    # PAPER.md 2: mu ~ sqrt(2 log(n^2) / d) = 0.59 for n=256, d=64 (an upper-tail estimate); allow 0.35..0.7
+    # docs/paper.md section 2: mu ~ sqrt(2 log(n^2) / d) = 0.59 for n=256, d=64 (an upper-tail estimate); allow 0.35..0.7
     assert 0.35 < coherence(V) < 0.7
 
 

@@ -167,7 +167,7 @@ def test_signed_cosine_does_not_credit_anti_aligned_neurons():
     truth = np.eye(2)
     learned = -np.eye(2)
     assert metrics.frr(learned, truth)["0.8"] == 0.0
-    assert metrics.mcc(learned, truth) == pytest.approx(1.0)  # MCC uses |cos| (ANCHORS.md)
+    assert metrics.mcc(learned, truth) == pytest.approx(1.0)  # MCC uses |cos| (docs/paper.md section 9)
 
 
 def test_firing_scores_on_a_hand_built_case():

@@ -72,7 +72,7 @@ class RecoveryMonitor:
 
     ``checkpoints`` are sample counts; the adapter calls :meth:`after_step` with the samples seen so far
     and a function returning the current decoder rows [M, d]. FRR(τ) is the fraction of true features
-    whose best decoder row has cosine ≥ τ (PAPER.md section 6), via ``polysemy.theory.metrics.frr``.
+    whose best decoder row has cosine ≥ τ (docs/paper.md section 6), via ``polysemy.theory.metrics.frr``.
     """
 
     def __init__(self, truth_ND: torch.Tensor, checkpoints: list[int]):

@@ -1,9 +1,9 @@
-"""``ba-theory``: the modified Bias Adaptation that Theorem 6.1 analyses (PAPER.md sections 4-5).
+"""``ba-theory``: the modified Bias Adaptation that Theorem 6.1 analyses (docs/paper.md sections 4-5).
 
 - One fixed target frequency p for every neuron [paper].
 - Biases set at every step to the quantile of the batch's projections that makes the empirical
   frequency exactly p: with k = round(p B), b_m = -(the (k+1)-th largest u_m in the batch), so exactly
-  k samples have y_m = u_m + b_m > 0 (the "natural implementation" of PAPER.md section 4; no clamp).
+  k samples have y_m = u_m + b_m > 0 (the "natural implementation" of docs/paper.md section 4; no clamp).
 - Smooth ReLU activation (activations.py) [paper]; small fixed output scale a_m = a0 (a -> 0 in the
   theory, so neurons decouple) [paper]; a gets no gradient (our reading of "a -> 0").
 - Spherical steps on w: the gradient is projected on the tangent space of the unit sphere, then the

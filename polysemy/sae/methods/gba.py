@@ -1,4 +1,4 @@
-"""``gba`` (Group Bias Adaptation) and ``ba`` (Bias Adaptation, one group), PAPER.md section 4.
+"""``gba`` (Group Bias Adaptation) and ``ba`` (Bias Adaptation, one group), docs/paper.md section 4.
 
 The tied SAE (tied.py) trained by Adam on w, a, b_pre, with biases moved only by the adaptation rule
 (bias_adaptation.py), run as a hook every ``adapt_every`` steps.

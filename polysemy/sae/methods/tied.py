@@ -1,6 +1,6 @@
 """The paper's tied SAE trained with a hand-written backward pass (shared by gba, ba and ba-theory).
 
-Loss (PAPER.md section 3): L = 1/(2B) sum_b ||x_hat_b - x_b||^2 with
+Loss (docs/paper.md section 3): L = 1/(2B) sum_b ||x_hat_b - x_b||^2 with
 x_hat = sum_m z_m (a_m w_m) + b_pre, z = phi(u, y), u = w^T (x - b_pre), y = u + b.
 With e = (x_hat - x) / B, s_m = a_m w_m, P = z^T e [M, d] and dz = dz/du:
   dL/dz     = e s^T                      (one [B, d] x [d, M] product)
@@ -13,7 +13,7 @@ Biases b get no gradient [paper]. Written by hand (our choice, for speed): autog
 Large [B, M] temporaries live in a per-model workspace and masks are float (no bool tensors), which
 roughly halves the step time on CPU.
 
-Input scale (our choice; PAPER.md section 3: "feed inputs at O(1) scale [inferred]"): with the method
+Input scale (our choice; docs/paper.md section 3 assumes inputs of order 1 [inferred]): with the method
 parameter ``input_scale`` the SAE trains on x / c for a fixed scalar c per model, so the bias clamp
 [-1, 0] of bias adaptation sees O(1) inputs whatever the data's units. "none": c = 1 (default);
 "mean-norm": c = mean_b ||x_b - xbar|| over the first batch (xbar its mean), estimated once at
@@ -22,7 +22,7 @@ SAE sees x - b_pre and b_pre starts at xbar: the projections the biases compete 
 spread of x around its mean, not with a common offset. The model maps back to the scale of x in
 encode/decode (models.TiedSAE); the logged loss and mse are in units of x^2 (times c^2).
 
-Pre-bias (method parameter ``pre_bias``): "train" (default; PAPER.md section 3 gives b_pre gradients
+Pre-bias (method parameter ``pre_bias``): "train" (default; docs/paper.md section 3 gives b_pre gradients
 [inferred]) or "fixed": b_pre stays at its initialisation, the first batch's mean (our choice). Why
 "fixed" exists: with a ReLU or smooth ReLU a trained b_pre drifts far from the data mean until every
 projection clears the bias floor -1 and the SAE turns linear (docs/experiments.md, "Activation
@@ -69,7 +69,7 @@ class TiedParams(MethodParams):
     input_scale:  "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
                   from the first batch as the mean centred norm (our choice; see the module docstring),
                   so the bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
-    pre_bias:     "train" (default; b_pre gets gradients, PAPER.md section 3 [inferred]) or "fixed":
+    pre_bias:     "train" (default; b_pre gets gradients, docs/paper.md section 3 [inferred]) or "fixed":
                   b_pre stays at the first batch's mean (our choice; see the module docstring).
     """
 

@@ -1,0 +1,65 @@
+"""llm-bench's inputs are checked before the model is loaded or dequantised (issue 12)."""
+
+import json
+
+import pytest
+
+from polysemy.errors import ConfigError
+from polysemy.llm.bench import LLMBenchConfig
+from polysemy.llm.preflight import gguf_block_count, hf_block_count, preflight
+from polysemy.llm.text import load_texts
+
+
+def _hf_folder(tmp_path, layers=4):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"num_hidden_layers": layers}))
+    return folder
+
+
+def test_layer_beyond_the_model_fails_before_loading(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("one document\n")
+    cfg = LLMBenchConfig.quick(model=str(_hf_folder(tmp_path)), text=str(text), layer=9)
+    with pytest.raises(ConfigError, match=r"--layer must be an integer in \[1, 4\]"):
+        preflight(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert preflight(cfg.replace(layer=4), tmp_path / "out") == ["one document"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b'{"a": ', "valid .json"),
+    (b"[]", "at least one document"),
+    (b'"just a string"', "JSON object or list"),
+])
+def test_a_corrupt_corpus_is_a_config_error(tmp_path, content, needle):
+    path = tmp_path / "corpus.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_texts(path)
+
+
+def test_a_binary_txt_corpus_is_a_config_error(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_texts(path)
+
+
+def test_a_bad_model_config_is_a_config_error(tmp_path):
+    folder = _hf_folder(tmp_path)
+    (folder / "config.json").write_text("{oops")
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        hf_block_count(folder)
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="names no layer count"):
+        hf_block_count(folder)
+
+
+def test_a_truncated_gguf_is_a_config_error(tmp_path):
+    pytest.importorskip("gguf")
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 40)
+    with pytest.raises(ConfigError, match="not a readable GGUF"):
+        gguf_block_count(path)
