@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from polysemy.errors import ConfigError
 from polysemy.theory import metrics
 
-COSINE_KEYS = ("mcc", "mmcs", "mmcs_learned", "uniqueness", "monosemantic_fraction", "splitting")
-FIRING_KEYS = ("l0", "alive_fraction", "dead_fraction", "precision", "recall", "f1", "shrinkage")
+COSINE_KEYS = ("mcc", "mmcs", "mmcs_learned", "uniqueness", "uniqueness_over_features", "monosemantic_fraction",
+               "splitting")
+FIRING_KEYS = ("l0", "alive_fraction", "dead_fraction", "precision", "recall", "f1", "accuracy",
+               "precision_alive_matched", "recall_alive_matched", "f1_alive_matched", "shrinkage_along_features")
 
 
 @st.composite
@@ -73,7 +75,8 @@ def test_true_dictionary_scores_frr_1_and_mcc_1(problem):
     assert out["frr"] == {"0.8": 1.0, "0.9": 1.0, "0.99": 1.0}
     assert out["mcc"] == pytest.approx(1.0, abs=1e-12)
     assert out["mmcs"] == pytest.approx(1.0, abs=1e-12)
-    assert out["uniqueness"] == 1.0
+    assert out["uniqueness_over_features"] == 1.0
+    assert out["uniqueness"] == pytest.approx(n / learned.shape[0])  # SAELens divides by the latents
     assert metrics.mcc(learned, truth) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -91,22 +94,18 @@ def test_frr_does_not_increase_with_tau(problem, taus):
 def test_mcc_and_fractions_lie_in_unit_interval(problem):
     truth, learned, codes, acts, _ = problem
     out = metrics.recovery_metrics(learned, truth, acts=acts, truth_codes=codes)
-    for key in ("mcc", "uniqueness", "monosemantic_fraction", "splitting", "alive_fraction", "dead_fraction"):
+    for key in ("mcc", "uniqueness", "uniqueness_over_features", "monosemantic_fraction", "splitting",
+                "alive_fraction", "dead_fraction", "precision", "recall", "f1", "accuracy"):
         assert 0.0 <= out[key] <= 1.0 + 1e-12, key
     assert -1.0 <= out["mmcs"] <= 1.0 + 1e-12
 
 
 @given(problems())
-def test_greedy_fallback_is_a_lower_bound_and_exact_on_the_oracle(problem):
+def test_greedy_option_is_a_lower_bound_and_exact_on_the_oracle(problem):
     truth, learned, *_ = problem
     exact = metrics.recovery_metrics(learned, truth)
-    old = metrics.HUNGARIAN_MAX_ENTRIES
-    metrics.HUNGARIAN_MAX_ENTRIES = 0
-    try:
-        greedy = metrics.recovery_metrics(learned, truth)
-        oracle = metrics.mcc(truth[::-1], truth)
-    finally:
-        metrics.HUNGARIAN_MAX_ENTRIES = old
+    greedy = metrics.recovery_metrics(learned, truth, mcc_method="greedy")
+    oracle = metrics.mcc(truth[::-1], truth, method="greedy")
     assert exact["mcc_method"] == "hungarian" and greedy["mcc_method"] == "greedy"
     assert greedy["mcc"] <= exact["mcc"] + 1e-12
     assert oracle == pytest.approx(1.0, abs=1e-12)
@@ -178,10 +177,12 @@ def test_firing_scores_on_a_hand_built_case():
     # latent 1 fires on sample 1 only (misses sample 2) at 0.5 of the true size
     acts = np.array([[0.5, 0.0], [0.5, 0.5], [0.0, 0.0], [0.25, 0.0]])
     out = metrics.recovery_metrics(learned, truth, acts=acts, truth_codes=codes)
-    assert out["precision"] == pytest.approx((2 / 3 + 1) / 2)
-    assert out["recall"] == pytest.approx((1 + 1 / 2) / 2)
-    assert out["f1"] == pytest.approx((0.8 + 2 / 3) / 2)
-    assert out["shrinkage"] == pytest.approx((1.0 + 1.0 + 0.5) / 3)
+    for suffix in ("", "_alive_matched"):  # both latents are alive and matched: the two definitions agree
+        assert out["precision" + suffix] == pytest.approx((2 / 3 + 1) / 2)
+        assert out["recall" + suffix] == pytest.approx((1 + 1 / 2) / 2)
+        assert out["f1" + suffix] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert out["accuracy"] == pytest.approx((3 / 4 + 3 / 4) / 2)
+    assert out["shrinkage_along_features"] == pytest.approx((1.0 + 1.0 + 0.5) / 3)
     assert out["l0"] == pytest.approx(4 / 4)
     assert out["alive_fraction"] == 1.0 and out["n_matched_latents"] == 2
 
@@ -191,7 +192,8 @@ def test_splitting_counts_features_matched_by_several_neurons():
     learned = np.array([[1.0, 0, 0], [1.0, 0.01, 0], [0, 1.0, 0]])
     out = metrics.recovery_metrics(learned, truth)
     assert out["splitting"] == pytest.approx(1 / 3)
-    assert out["uniqueness"] == pytest.approx(2 / 3)
+    assert out["uniqueness_over_features"] == pytest.approx(2 / 3)  # 2 of 3 features tracked
+    assert out["uniqueness"] == pytest.approx(2 / 3)                 # 2 distinct features over 3 latents
 
 
 def test_cross_run_consistency():
@@ -209,12 +211,12 @@ def test_cross_run_consistency():
 
 
 def test_large_width_is_chunked_and_fast():
-    # M = 65,536 learned rows against n = 512 true features: n*M > HUNGARIAN_MAX_ENTRIES -> greedy.
+    # M = 65,536 learned rows against n = 512 true features, with the explicit greedy bound.
     rng = np.random.default_rng(3)
     truth = rng.normal(size=(512, 16)).astype(np.float32)
     learned = rng.normal(size=(65_536, 16)).astype(np.float32)
     learned[:512] = truth
-    out = metrics.recovery_metrics(learned, truth)
+    out = metrics.recovery_metrics(learned, truth, mcc_method="greedy")
     assert out["mcc_method"] == "greedy"
     assert out["frr"]["0.99"] == 1.0 and out["mcc"] == pytest.approx(1.0, abs=1e-5)
 
@@ -227,7 +229,28 @@ def test_large_width_is_chunked_and_fast():
     lambda: metrics.recovery_metrics(np.ones((3, 4)), np.ones((3, 4)), truth_codes=np.ones((5, 3))),
     lambda: metrics.cross_run_consistency(np.ones((3, 4)), np.ones((3, 4)), alpha=0.0),
     lambda: metrics.explained_variance(np.ones((3, 4)), np.ones((3, 5))),
+    lambda: metrics.recovery_metrics(np.ones((3, 4)), np.ones((3, 4)), mcc_method="auction"),
+    lambda: metrics.mcc(np.ones((3, 4)), np.ones((3, 4)), method="auction"),
 ])
 def test_bad_input_is_a_config_error(call):
     with pytest.raises(ConfigError):
         call()
+
+
+def test_saelens_scores_dead_latents_as_zero_and_ours_skips_them():
+    truth = np.eye(2)
+    learned = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    codes = np.array([[1.0, 0.0], [0.0, 1.0]])
+    acts = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # latent 2 never fires
+    out = metrics.recovery_metrics(learned, truth, acts=acts, truth_codes=codes)
+    assert out["f1_alive_matched"] == 1.0 and out["n_matched_latents"] == 2
+    assert out["f1"] == pytest.approx(2 / 3) and out["dead_fraction"] == pytest.approx(1 / 3)
+
+
+def test_output_shrinkage_and_explained_variance_follow_saelens_edge_cases():
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0]])
+    assert metrics.output_shrinkage(x, x / 2) == pytest.approx(0.5)  # the zero sample is skipped
+    assert metrics.output_shrinkage(np.zeros((2, 2)), np.ones((2, 2))) == 0.0
+    const = np.ones((4, 3))
+    assert metrics.explained_variance(const, const) == 1.0
+    assert metrics.explained_variance(const, const + 1) == 0.0
