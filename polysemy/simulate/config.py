@@ -39,6 +39,17 @@ Supports (``support``, see ``supports.py``)
                   child P + j belongs to parent j mod P. Exactly s parents fire (uniform without
                   replacement) and each active parent has one of its children active with probability
                   ``child_probability`` (children of one parent are mutually exclusive).
+    "structured"  the hierarchy's parents and children (same layout, children mutually exclusive, each
+                  active parent has one child active with probability ``child_probability``), but the
+                  P parents fire as Bernoulli features with frequencies from ``frequency_profile`` over
+                  the P parents ("uniform": ``frequency``, default s/P; "zipf": ``zipf_exponent``,
+                  ``f_max``, ``f_min``, parent 0 most frequent; "explicit": P values), made to fire
+                  together by a rank-``correlation_rank`` Gaussian copula of strength
+                  ``correlation_scale`` c: parent p fires iff z_p < Phi^-1(f_p) with
+                  z = sqrt(c) U g + sqrt(1 - c) eps, g ~ N(0, I_r), eps ~ N(0, I_P) and U [P, r] unit
+                  rows drawn from ``seed``. Each f_p is exact; Corr(z_p, z_q) = c <u_p, u_q>. (Our
+                  extension for the ``realistic-1k`` preset: Zipf frequencies, a hierarchy and low-rank
+                  correlated firing in one world, as SAELens's synthetic models combine them.)
 
 Coefficients: h_i = magnitude_i * U[spread]
     magnitude_profile  "uniform" [default, all 1] | "geometric" (from 1 down to 1/``imbalance``,
@@ -70,7 +81,7 @@ from ..errors import ConfigError, require, require_float_range, require_int_rang
 from .bounds import coherent_minimum, welch_bound
 
 DICTIONARIES = ("gaussian", "orthogonal", "coherent", "matrix")
-SUPPORTS = ("exact", "bernoulli", "mixture", "cooccur", "hierarchy")
+SUPPORTS = ("exact", "bernoulli", "mixture", "cooccur", "hierarchy", "structured")
 FREQUENCY_PROFILES = ("uniform", "zipf", "explicit")
 MAGNITUDE_PROFILES = ("uniform", "geometric", "explicit")
 
@@ -115,6 +126,8 @@ class WorldConfig(Config):
     rho2: float | None = None
     hierarchy_children: int = 4
     child_probability: float = 1.0
+    correlation_rank: int = 0
+    correlation_scale: float = 0.0
     magnitude_profile: str = "uniform"
     imbalance: float = 1.0
     magnitudes: tuple | None = None
@@ -126,8 +139,14 @@ class WorldConfig(Config):
     # -- derived quantities that need no sampling ------------------------------------------------
     @property
     def base_frequency(self) -> float:
-        """The uniform frequency of the Bernoulli-type supports: ``frequency`` or s/n."""
-        return float(self.frequency) if self.frequency is not None else self.s / self.n
+        """The uniform frequency of the Bernoulli-type supports: ``frequency`` or s/n (s/P for the
+        parents of a structured world)."""
+        return float(self.frequency) if self.frequency is not None else self.s / self.n_profiled
+
+    @property
+    def n_profiled(self) -> int:
+        """How many features ``frequency_profile`` describes: the P parents of a structured world, else n."""
+        return self.n_parents if self.support == "structured" else self.n
 
     @property
     def n_parents(self) -> int:
@@ -141,11 +160,12 @@ class WorldConfig(Config):
         Default f_min: f_max * n^-a (a pure Zipf law).
         """
         a = float(self.zipf_exponent)
+        m = self.n_profiled
         if self.f_max is not None:
             f_max = float(self.f_max)
         else:
-            f_max = min(1.0, self.s / float(np.sum(np.arange(1, self.n + 1, dtype=np.float64) ** (-a))))
-        f_min = float(self.f_min) if self.f_min is not None else f_max * self.n ** (-a)
+            f_max = min(1.0, self.s / float(np.sum(np.arange(1, m + 1, dtype=np.float64) ** (-a))))
+        f_min = float(self.f_min) if self.f_min is not None else f_max * m ** (-a)
         return f_max, f_min
 
     # -- validation --------------------------------------------------------------------------------
@@ -160,7 +180,7 @@ class WorldConfig(Config):
                 f"frequency_profile must be one of {list(FREQUENCY_PROFILES)}, got {self.frequency_profile!r}")
         require(self.magnitude_profile in MAGNITUDE_PROFILES,
                 f"magnitude_profile must be one of {list(MAGNITUDE_PROFILES)}, got {self.magnitude_profile!r}")
-        if self.support == "hierarchy":
+        if self.support in ("hierarchy", "structured"):
             require_int_range("hierarchy_children", self.hierarchy_children, 1, max(1, self.n - 1))
             require(self.n_parents >= 1,
                     f"n must be at least 1 + hierarchy_children = {1 + self.hierarchy_children} "
@@ -196,34 +216,36 @@ class WorldConfig(Config):
             require(self.matrix is None, f"matrix applies only to dictionary='matrix', got dictionary={self.dictionary!r}")
 
     def _validate_support(self) -> None:
-        n = self.n
-        uses_frequency = self.support in ("bernoulli", "cooccur") and (
+        n = self.n_profiled
+        uses_frequency = self.support in ("bernoulli", "structured", "cooccur") and (
             self.support == "cooccur" or self.frequency_profile == "uniform")
         if self.frequency is not None:
-            require(uses_frequency, "frequency applies only to support='bernoulli' with frequency_profile='uniform' "
-                    f"or support='cooccur', got support={self.support!r}")
+            require(uses_frequency, "frequency applies only to support='bernoulli' or 'structured' with "
+                    f"frequency_profile='uniform', or support='cooccur', got support={self.support!r}")
             require_float_range("frequency", self.frequency, 0.0, 1.0, low_open=True)
         elif uses_frequency:
             require_float_range("frequency (default s/n)", self.base_frequency, 0.0, 1.0, low_open=True)
-        profile_used = self.support == "bernoulli"
+        profile_used = self.support in ("bernoulli", "structured")
         zipf = profile_used and self.frequency_profile == "zipf"
         explicit = profile_used and self.frequency_profile == "explicit"
         if not profile_used:
-            require(self.frequency_profile == "uniform",
-                    f"frequency_profile applies only to support='bernoulli', got support={self.support!r}")
+            require(self.frequency_profile == "uniform", "frequency_profile applies only to support='bernoulli' "
+                    f"or 'structured', got support={self.support!r}")
         for name in ("f_max", "f_min"):
             if getattr(self, name) is not None:
-                require(zipf, f"{name} applies only to frequency_profile='zipf' with support='bernoulli'")
+                require(zipf, f"{name} applies only to frequency_profile='zipf' with support='bernoulli' or 'structured'")
                 require_float_range(name, getattr(self, name), 0.0, 1.0, low_open=True)
         if zipf:
             require_float_range("zipf_exponent", self.zipf_exponent, 0.0, math.inf, low_open=True, high_open=True)
             f_max, f_min = self.resolved_zipf()
             require(f_min <= f_max, f"f_min must be in (0, f_max={f_max:.4g}], got {f_min:.4g}")
         if self.frequencies is not None:
-            require(explicit, "frequencies applies only to frequency_profile='explicit' with support='bernoulli'")
+            require(explicit, "frequencies applies only to frequency_profile='explicit' with support='bernoulli' "
+                    "or 'structured'")
         if explicit:
+            what = f"P={n} (one per parent)" if self.support == "structured" else f"n={n}"
             require(isinstance(self.frequencies, (tuple, list)) and len(self.frequencies) == n,
-                    f"frequencies must be a list of n={n} numbers in (0, 1], got "
+                    f"frequencies must be a list of {what} numbers in (0, 1], got "
                     f"{'a list of ' + str(len(self.frequencies)) if isinstance(self.frequencies, (tuple, list)) else repr(self.frequencies)}")
             bad = [f for f in self.frequencies if not (_is_number(f) and 0 < float(f) <= 1)]
             require(not bad, f"frequencies must all be in (0, 1], got {bad[0]!r}" if bad else "")
@@ -245,8 +267,17 @@ class WorldConfig(Config):
             require(_is_number(self.rho2) and f <= float(self.rho2) <= 1.0,
                     f"rho2 must be in [f={f:.4g}, 1] for support='cooccur' (max_(i!=j) P(h_j>0|h_i>0) "
                     f"cannot fall below the frequency f of independent pairs), got {self.rho2!r}")
-        if self.support == "hierarchy":
+        if self.support in ("hierarchy", "structured"):
             require_float_range("child_probability", self.child_probability, 0.0, 1.0)
+        if self.support == "structured":
+            require_int_range("correlation_rank", self.correlation_rank, 0, self.n_parents)
+            require_float_range("correlation_scale", self.correlation_scale, 0.0, 1.0, high_open=True)
+            require(self.correlation_scale == 0 or self.correlation_rank >= 1,
+                    f"correlation_rank must be at least 1 when correlation_scale > 0, got {self.correlation_rank}")
+        else:
+            require(self.correlation_rank == 0 and self.correlation_scale == 0.0,
+                    "correlation_rank and correlation_scale apply only to support='structured', got "
+                    f"support={self.support!r}")
 
     def _validate_coefficients(self) -> None:
         n = self.n

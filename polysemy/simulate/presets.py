@@ -11,6 +11,11 @@
   features per sample, uniform supports, Gaussian V (f = 3/256).
 - ``resonance-light``: light superposition d = 64 > sqrt(n) = 16 (n = 256, s = 3), the wide band.
 - ``resonance-heavy``: heavy superposition d = 12 < sqrt(n) = 16 (n = 256, s = 3), the narrow band.
+- ``realistic-1k`` (ours; the shape of SAELens's SynthSAEBench worlds at CPU size): n = 1024 features
+  in d = 128, an orthogonalised dictionary (coherence near the Welch bound), support "structured":
+  256 parents with Zipf frequencies (exponent 1, 0.2 down to 0.005; about 4.9 active per sample), each
+  with 3 mutually exclusive children, one of which fires with an active parent with probability 0.8;
+  parents fire together through a rank-8 Gaussian copula of strength 0.3. Expected L0 about 8.9.
 Coefficients use the defaults (magnitude 1, spread U[0.5, 1.5], no noise; [unknown] in the paper).
 """
 
@@ -27,6 +32,10 @@ PRESETS: dict[str, WorldConfig] = {
     "theorem-uniform": WorldConfig(n=256, d=64, s=3),
     "resonance-light": WorldConfig(n=256, d=64, s=3),
     "resonance-heavy": WorldConfig(n=256, d=12, s=3),
+    "realistic-1k": WorldConfig(n=1024, d=128, s=5, dictionary="orthogonal", support="structured",
+                                hierarchy_children=3, child_probability=0.8, frequency_profile="zipf",
+                                zipf_exponent=1.0, f_max=0.2, f_min=0.005, correlation_rank=8,
+                                correlation_scale=0.3),
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.special import ndtri, owens_t
+from scipy.stats import norm
 
 from .config import WorldConfig, zipf_frequencies
 
@@ -79,14 +81,17 @@ class Support:
         self.cfg = cfg
         self.n = cfg.n
         kind = cfg.support
-        if kind == "bernoulli":
+        if kind in ("bernoulli", "structured"):
             self._freq = torch.as_tensor(self._bernoulli_frequencies(), dtype=torch.float64)
+        if kind == "structured":
+            self._threshold = torch.as_tensor(ndtri(self._freq.numpy()), dtype=torch.float64)
+            self._loadings = torch.as_tensor(copula_loadings(cfg), dtype=torch.float64)  # [P, r], rows sqrt(c) u_p
         if kind == "mixture":
             w = np.asarray(cfg.mixture_weights, dtype=np.float64)
             self._levels = torch.as_tensor(cfg.mixture_levels, dtype=torch.int64)
             self._level_cdf = torch.as_tensor(np.cumsum(w / w.sum()), dtype=torch.float64)
             self._level_weights = w / w.sum()
-        if kind == "hierarchy":
+        if kind in ("hierarchy", "structured"):
             P = cfg.n_parents
             n_children = cfg.n - P
             # Parent p owns children P + p + P*m for m = 0 .. count_p - 1 (child P + j has parent j mod P).
@@ -97,10 +102,10 @@ class Support:
     def _bernoulli_frequencies(self) -> np.ndarray:
         cfg = self.cfg
         if cfg.frequency_profile == "uniform":
-            return np.full(cfg.n, cfg.base_frequency)
+            return np.full(cfg.n_profiled, cfg.base_frequency)
         if cfg.frequency_profile == "zipf":
             f_max, f_min = cfg.resolved_zipf()
-            return zipf_frequencies(cfg.n, float(cfg.zipf_exponent), f_max, f_min)
+            return zipf_frequencies(cfg.n_profiled, float(cfg.zipf_exponent), f_max, f_min)
         return np.asarray(cfg.frequencies, dtype=np.float64)
 
     def expected_frequencies(self) -> np.ndarray:
@@ -116,14 +121,15 @@ class Support:
             return np.full(n, mean_level / n)
         if kind == "cooccur":
             return np.full(n, cfg.base_frequency)
-        # hierarchy: parents fire with probability s/P, a child with (s/P) q / (children of its parent).
+        # hierarchy: parents fire with probability s/P, a child with (s/P) q / (children of its parent);
+        # structured: parent p with its own f_p.
         P = cfg.n_parents
-        f_parent = cfg.s / P
+        f_parent = self._freq.numpy() if kind == "structured" else np.full(P, cfg.s / P)
         f = np.empty(n)
         f[:P] = f_parent
         counts = self._children_count.numpy()
         child_parent = np.arange(n - P) % P
-        f[P:] = f_parent * cfg.child_probability / counts[child_parent]
+        f[P:] = f_parent[child_parent] * cfg.child_probability / counts[child_parent]
         return f
 
     def expected_rho2(self) -> float:
@@ -144,8 +150,10 @@ class Support:
         if kind == "cooccur":
             return float(max(cfg.rho2, cfg.base_frequency))
         # hierarchy: an active child implies its parent, so P(parent | child) = 1 whenever children fire.
-        if cfg.child_probability > 0:
+        if cfg.child_probability > 0 and cfg.n > cfg.n_parents:
             return 1.0
+        if kind == "structured":
+            return structured_parent_rho2(self._freq.numpy(), self._loadings.numpy())
         return (cfg.s - 1) / (cfg.n_parents - 1) if cfg.n_parents > 1 else 0.0
 
     @property
@@ -158,7 +166,7 @@ class Support:
             return int(max(self.cfg.mixture_levels))
         if kind == "hierarchy":
             return 2 * self.cfg.s
-        return None
+        return None  # bernoulli, cooccur, structured: varies
 
     # -- sampling ----------------------------------------------------------------------------------
     def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
@@ -184,6 +192,8 @@ class Support:
             return drop_and_pack(candidates, (candidates < 0) | (u >= keep_prob))
         if kind == "cooccur":
             return self._sample_cooccur(B, generator)
+        if kind == "structured":
+            return self._sample_structured(B, generator)
         return self._sample_hierarchy(B, generator)
 
     def _sample_cooccur(self, B: int, generator: torch.Generator) -> torch.Tensor:
@@ -218,3 +228,63 @@ class Support:
         keep = (u[..., 1] < cfg.child_probability) & (counts > 0)
         children = torch.where(keep, children, torch.full_like(children, -1))
         return torch.cat([parents, children], dim=1)
+
+    def _sample_structured(self, B: int, generator: torch.Generator) -> torch.Tensor:
+        # Parents: Gaussian copula z = L g + sqrt(1 - c) eps with L = sqrt(c) U (rows of norm sqrt(c)),
+        # so every z_p ~ N(0, 1) and P(z_p < Phi^-1(f_p)) = f_p exactly. Then one child per active parent.
+        cfg = self.cfg
+        P = cfg.n_parents
+        r = self._loadings.shape[1]
+        z_BP = torch.randn(B, P, generator=generator, dtype=torch.float64) * (1.0 - cfg.correlation_scale) ** 0.5
+        if r > 0:
+            z_BP += torch.randn(B, r, generator=generator, dtype=torch.float64) @ self._loadings.T
+        parents = mask_to_indices(z_BP < self._threshold)
+        K = parents.shape[1]
+        u = torch.rand(B, K, 2, generator=generator, dtype=torch.float64)
+        safe = parents.clamp(min=0)
+        counts = self._children_count[safe]
+        which = torch.floor(u[..., 0] * counts.to(torch.float64)).to(torch.int64)
+        children = P + safe + P * which
+        keep = (parents >= 0) & (u[..., 1] < cfg.child_probability) & (counts > 0)
+        merged = torch.cat([parents, torch.where(keep, children, torch.full_like(children, -1))], dim=1)
+        return drop_and_pack(merged, merged < 0)
+
+
+def copula_loadings(cfg: WorldConfig) -> np.ndarray:
+    """sqrt(c) U [P, r]: unit rows u_p (Gaussian directions from ``default_rng([seed, 3])``) scaled by
+    sqrt(correlation_scale), so Corr(z_p, z_q) = c <u_p, u_q> (a structured world's parents)."""
+    P, r = cfg.n_parents, int(cfg.correlation_rank)
+    if r == 0 or cfg.correlation_scale == 0:
+        return np.zeros((P, 0))
+    U = np.random.default_rng([cfg.seed, 3]).standard_normal((P, r))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    return U * float(cfg.correlation_scale) ** 0.5
+
+
+def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """P(Z1 < h, Z2 < k) for standard normals with correlation rho, |rho| < 1, via Owen's T:
+    Phi2 = (Phi(h) + Phi(k))/2 - T(h, a_h) - T(k, a_k) - (1/2)[hk < 0],
+    a_h = (k - rho h) / (h sqrt(1 - rho^2)), a_k likewise (Owen 1956). Finite h, k."""
+    h, k, rho = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (h, k, rho)))
+    # Phi2 is continuous: an |h| or |k| below 1e-9 becomes 1e-9 (error < 1e-9), avoiding T's 0/0 limits.
+    h = np.where(np.abs(h) < 1e-9, 1e-9, h)
+    k = np.where(np.abs(k) < 1e-9, 1e-9, k)
+    root = np.sqrt(1.0 - rho * rho)
+    a_h = (k - rho * h) / (h * root)
+    a_k = (h - rho * k) / (k * root)
+    beta = np.where(h * k < 0, 0.5, 0.0)
+    return 0.5 * (norm.cdf(h) + norm.cdf(k)) - owens_t(h, a_h) - owens_t(k, a_k) - beta
+
+
+def structured_parent_rho2(freq: np.ndarray, loadings: np.ndarray) -> float:
+    """max_{p != q} P(q fires | p fires) among a structured world's parents (exact under the copula)."""
+    P = freq.shape[0]
+    if P < 2:
+        return 0.0
+    if loadings.shape[1] == 0:
+        return float(np.sort(freq)[-1])  # independent parents: P(q | p) = f_q
+    t = ndtri(freq)
+    rho = loadings @ loadings.T
+    p_idx, q_idx = np.nonzero(~np.eye(P, dtype=bool))
+    joint = bivariate_normal_cdf(t[p_idx], t[q_idx], rho[p_idx, q_idx])
+    return float(np.max(joint / freq[p_idx]))

@@ -106,6 +106,13 @@ def predicted_l0_high(cfg, frequencies: np.ndarray, quantile: float = 0.99) -> t
         extra = min(cfg.s, with_children) if cfg.child_probability > 0 else 0
         return float(cfg.s + extra), "s parents + one child each"
     f = np.asarray(frequencies, dtype=np.float64)
+    z = float(norm.ppf(quantile))
+    if cfg.support == "structured":
+        fp = f[:cfg.n_parents]
+        parents = math.ceil(float(fp.sum()) + z * math.sqrt(float((fp * (1 - fp)).sum())))
+        with_child = min(parents, cfg.n - cfg.n_parents) if cfg.child_probability > 0 else 0
+        return float(min(cfg.n, parents + with_child)), \
+            f"normal {quantile:g}-quantile of active parents (as if independent) + one child each"
     mean = float(f.sum())
     if cfg.support == "cooccur":
         base, rho2 = cfg.base_frequency, float(cfg.rho2)
@@ -113,7 +120,6 @@ def predicted_l0_high(cfg, frequencies: np.ndarray, quantile: float = 0.99) -> t
         var = pairs * (2 * base * (1 + rho2) - 4 * base * base) + (cfg.n % 2) * base * (1 - base)
     else:
         var = float((f * (1 - f)).sum())
-    z = float(norm.ppf(quantile))
     return float(min(cfg.n, math.ceil(mean + z * math.sqrt(max(var, 0.0))))), f"normal {quantile:g}-quantile"
 
 

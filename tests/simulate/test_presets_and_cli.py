@@ -10,7 +10,8 @@ from polysemy.simulate.cli_options import add_world_arguments, world_config_from
 
 
 def test_presets_are_the_papers_worlds():
-    assert {"paper-toy", "paper-toy-literal", "theorem-uniform", "resonance-light", "resonance-heavy"} <= set(PRESETS)
+    assert {"paper-toy", "paper-toy-literal", "theorem-uniform", "resonance-light", "resonance-heavy",
+            "realistic-1k"} <= set(PRESETS)
     toy, literal = get_preset("paper-toy"), get_preset("paper-toy-literal")
     # the calibrated reading moves only d (docs/recovery-study.md); the literal one keeps the paper's d = 42
     assert (toy.n, toy.d, toy.support, tuple(toy.mixture_levels)) == (128, 112, "mixture", (3, 20))
