@@ -79,7 +79,7 @@ def world_config_from_args(args: argparse.Namespace) -> WorldConfig:
         if "rho2" in given:
             changes["support"] = "cooccur"
         elif any(k in given for k in ("frequency", "frequency_profile", "zipf_exponent", "f_max", "f_min")) \
-                and base.support not in ("bernoulli", "cooccur"):
+                and base.support not in ("bernoulli", "cooccur", "structured"):
             changes["support"] = "bernoulli"
     if "frequency_profile" not in given and any(k in given for k in ("zipf_exponent", "f_max", "f_min")):
         changes["frequency_profile"] = "zipf"
@@ -94,7 +94,7 @@ def world_config_from_args(args: argparse.Namespace) -> WorldConfig:
     support = changes.get("support", base.support)
     if support != "cooccur" and "rho2" not in given:
         changes["rho2"] = None
-    if support != "bernoulli" and "frequency_profile" not in given:
+    if support not in ("bernoulli", "structured") and "frequency_profile" not in given:
         changes["frequency_profile"] = "uniform"
     dictionary = changes.get("dictionary", base.dictionary)
     if dictionary != "coherent" and "coherence" not in given:
