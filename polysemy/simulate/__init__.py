@@ -6,11 +6,13 @@
     for batch in world.stream(512, seed=0, with_truth=True): ...
 
 Modules: ``config`` (WorldConfig), ``dictionaries`` (V), ``supports`` (active sets), ``world`` (World,
-Batch), ``presets``, ``stats`` (empirical statistics), ``bounds`` (coherence bounds), ``cli_options``.
+Batch), ``saelens`` (SAELens synthetic worlds in and out), ``presets``, ``stats`` (empirical statistics), ``bounds`` (coherence bounds), ``cli_options``.
 """
 
 from .config import WorldConfig
 from .presets import PRESETS, get_preset
+from .saelens import SAELensWorld, world_from_saelens, world_to_saelens
 from .world import Batch, World
 
-__all__ = ["WorldConfig", "World", "Batch", "get_preset", "PRESETS"]
+__all__ = ["WorldConfig", "World", "Batch", "get_preset", "PRESETS", "SAELensWorld", "world_from_saelens",
+           "world_to_saelens"]

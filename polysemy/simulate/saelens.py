@@ -1,0 +1,153 @@
+"""SAELens synthetic worlds in and out: ``world_from_saelens`` and ``world_to_saelens``.
+
+SAELens's ``sae_lens.synthetic.SyntheticModel`` (the worlds of SynthSAEBench) draws feature
+activations h [B, n] from its ``ActivationGenerator`` (Bernoulli or Gaussian-copula firing, magnitudes
+relu(mean_i + std_i N(0, 1)), optional hierarchy modifiers) and maps them to x = h V + b through its
+``FeatureDictionary`` (V = ``feature_vectors`` [n, d], b = ``bias`` [d]).
+
+``world_from_saelens(model_or_folder)`` wraps such a model (or the folder ``SyntheticModel.save`` wrote)
+as a :class:`SAELensWorld`: it has the ``World`` interface that training, evaluation, the peers and the
+metrics use (``n``, ``d``, ``V``, ``magnitudes``, ``expected_frequencies``, ``expected_l0``, ``f``,
+``sample_with_truth``, ``sample``, ``stream``), and every sample comes with its truth. SAELens draws
+from torch's global random state; here each batch runs inside ``torch.random.fork_rng`` seeded from the
+``torch.Generator`` passed in, so a stream repeats exactly and the global state is left untouched.
+
+``world_to_saelens(world)`` builds a ``SyntheticModel`` from a polysemy ``World``: its dictionary V,
+zero bias, the world's firing probabilities and magnitude means and standard deviations
+(m_i (lo + hi) / 2 and m_i (hi - lo) / sqrt 12 for coefficients m_i U[lo, hi]). In memory the model's
+generator carries a modifier that replaces each draw by the polysemy world's own (same support, same
+coefficient law), so ``model.sample`` follows the polysemy world exactly. ``SyntheticModel.save`` cannot
+store that modifier: a saved folder keeps V, the bias and the per-feature firing probabilities, and
+its config the *mean* magnitude and spread, so a reloaded model has independent (Bernoulli) firing
+with the world's frequencies. Worlds with additive noise have no SAELens counterpart (ConfigError).
+
+sae-lens is imported lazily (``make peers`` installs it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterator
+
+import torch
+
+from ..errors import ConfigError, require, require_int_range
+from .supports import mask_to_indices
+from .world import Batch, World
+
+
+def _saelens_synthetic():
+    try:
+        import sae_lens.synthetic as synthetic
+    except ImportError as exc:
+        raise ConfigError(f"SAELens worlds need sae-lens (make peers installs it): {exc}") from None
+    return synthetic
+
+
+class SAELensWorld:
+    """A SAELens ``SyntheticModel`` with polysemy's ``World`` interface (module docstring).
+
+    Attributes: model (the SyntheticModel), n, d, V [n, d] float32, bias [d] float32, magnitudes [n]
+    (the generator's mean firing magnitudes), expected_frequencies [n] (the generator's firing
+    probabilities; a hierarchy modifier, if any, lowers the realised ones), expected_l0, f, config
+    (None: a SAELens world has no WorldConfig), saelens_config (the model's config as a dict).
+    """
+
+    config = None
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.n = int(model.cfg.num_features)
+        self.d = int(model.cfg.hidden_dim)
+        fd, gen = model.feature_dict, model.activation_generator
+        self.V = fd.feature_vectors.detach().to("cpu", torch.float32).contiguous()
+        self.bias = fd.bias.detach().to("cpu", torch.float32).contiguous()
+        self.magnitudes = gen.mean_firing_magnitudes.detach().to("cpu", torch.float32)
+        self.expected_frequencies = gen.firing_probabilities.detach().to("cpu", torch.float64).numpy().copy()
+        self.expected_l0 = float(self.expected_frequencies.sum())
+        self.f = self.expected_l0 / self.n
+        self.saelens_config = model.cfg.to_dict()
+
+    def __repr__(self) -> str:
+        return f"SAELensWorld(n={self.n}, d={self.d}, expected L0={self.expected_l0:.4g})"
+
+    def sample_with_truth(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """B samples x = h V + b with their active features and coefficients h (a :class:`Batch`)."""
+        require_int_range("batch_size", batch_size, 1)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            h_BN = self.model.activation_generator.sample(batch_size)
+        if h_BN.is_sparse:
+            h_BN = h_BN.to_dense()
+        h_BN = h_BN.detach().to("cpu", torch.float32)
+        x_BD = h_BN @ self.V + self.bias
+        indices = mask_to_indices(h_BN > 0)
+        values = torch.gather(h_BN, 1, indices.clamp(min=0)).masked_fill_(indices < 0, 0.0)
+        return Batch(x=x_BD, indices=indices, values=values)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """B samples x [B, d] float32."""
+        return self.sample_with_truth(batch_size, generator).x
+
+    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False) -> Iterator:
+        """Endless batches from a generator seeded with the data seed ``seed``: Tensor [B, d] or Batch."""
+        require_int_range("batch_size", batch_size, 1)
+        require_int_range("seed", seed, 0)
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            batch = self.sample_with_truth(batch_size, generator)
+            yield batch if with_truth else batch.x
+
+
+def world_from_saelens(model_or_folder: Any) -> SAELensWorld:
+    """A SAELens ``SyntheticModel``, or the folder ``SyntheticModel.save`` wrote, as a polysemy world."""
+    if isinstance(model_or_folder, (str, os.PathLike)):
+        synthetic = _saelens_synthetic()
+        folder = os.fspath(model_or_folder)
+        config = os.path.join(folder, synthetic.SYNTHETIC_MODEL_CONFIG_FILENAME)
+        require(os.path.isfile(config),
+                f"model_or_folder must be a folder saved by SyntheticModel.save (with "
+                f"{synthetic.SYNTHETIC_MODEL_CONFIG_FILENAME}), got {folder!r}")
+        model_or_folder = synthetic.SyntheticModel.load_from_disk(folder)
+    require(all(hasattr(model_or_folder, a) for a in ("cfg", "feature_dict", "activation_generator")),
+            f"model_or_folder must be a SAELens SyntheticModel or its folder, got {type(model_or_folder).__name__}")
+    return SAELensWorld(model_or_folder)
+
+
+def world_to_saelens(world: World):
+    """A SAELens ``SyntheticModel`` that samples ``world`` (module docstring for what a save keeps)."""
+    if isinstance(world, SAELensWorld):
+        return world.model
+    require(isinstance(world, World), f"world must be a polysemy World, got {type(world).__name__}")
+    cfg = world.config
+    if cfg.noise > 0:
+        raise ConfigError(f"noise must be 0 to export a world to SAELens (its synthetic models have no "
+                          f"additive noise), got {cfg.noise}")
+    synthetic = _saelens_synthetic()
+    lo, hi = float(cfg.spread[0]), float(cfg.spread[1])
+    mags = world.magnitudes.to(torch.float64)
+    mean_mag = (mags * (lo + hi) / 2).to(torch.float32)
+    std_mag = (mags * (hi - lo) / math.sqrt(12.0)).to(torch.float32)
+    freqs = torch.as_tensor(world.expected_frequencies, dtype=torch.float32)
+    model_cfg = synthetic.SyntheticModelConfig(
+        num_features=world.n, hidden_dim=world.d,
+        firing_probability=synthetic.ConstantFiringProbabilityConfig(probability=float(world.f)),
+        mean_firing_magnitudes=float(mean_mag.mean()), std_firing_magnitudes=float(std_mag.mean()),
+        bias=False, seed=int(cfg.seed))
+    feature_dict = synthetic.FeatureDictionary(world.n, world.d, bias=False, initializer=None)
+    with torch.no_grad():
+        feature_dict.feature_vectors.copy_(world.V)
+
+    def polysemy_draw(activations: torch.Tensor) -> torch.Tensor:
+        """Replace SAELens's draw by the polysemy world's (seeded from torch's global state)."""
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+        codes = world.sample_with_truth(activations.shape[0], generator).dense_codes(world.n)
+        return codes.to(activations.device, activations.dtype)
+
+    generator = synthetic.ActivationGenerator(num_features=world.n, firing_probabilities=freqs,
+                                              std_firing_magnitudes=std_mag, mean_firing_magnitudes=mean_mag,
+                                              modify_activations=polysemy_draw)
+    return synthetic.SyntheticModel(model_cfg, feature_dict=feature_dict, activation_generator=generator)
+
