@@ -8,6 +8,7 @@ from polysemy.errors import ConfigError
 from polysemy.simulate import World, WorldConfig, world_from_saelens, world_to_saelens
 
 synthetic = pytest.importorskip("sae_lens.synthetic")
+pytestmark = pytest.mark.filterwarnings("ignore:this SAELens dictionary:UserWarning")
 
 
 def _saelens_model(seed=0):
@@ -47,15 +48,29 @@ def test_a_saved_folder_loads_as_the_same_world(tmp_path):
         world_from_saelens(tmp_path / "missing")
 
 
-def test_training_and_evaluation_accept_a_saelens_world():
+def test_training_evaluation_and_the_peers_accept_a_saelens_world():
+    from polysemy.experiments.peers import PeersConfig, SystemSpec, fit_system, score
     from polysemy.sae import TrainConfig, train
     from polysemy.sae.evaluate import evaluate_on_world
 
     world = world_from_saelens(_saelens_model())
-    cfg = TrainConfig(method="topk", width=40, steps=30, batch_size=64, params={"k": 4})
+    cfg = TrainConfig(method="topk", width=40, steps=30, batch_size=64, params={"k": 4}, seed=7)
     result = train(cfg, world.stream(64, seed=0), d=world.d, truth=world.V, progress=False)
     m = evaluate_on_world(result.model, world, n_samples=512)
-    assert 0.0 <= m["mcc"] <= 1.0 and m["l0"] <= 4.0 and "f1" in m
+    assert 0.0 <= m["mcc"] < 0.99 and m["l0"] <= 4.0 and "f1" in m
+    fitted = fit_system(SystemSpec("polysemy-topk", k=4), world, PeersConfig(budget=2048, seed=7, checkpoints=2))
+    row = score(fitted, world, world.sample(256, torch.Generator().manual_seed(0)))
+    assert 0.0 <= row["mcc"] <= 1.0
+
+
+def test_a_seeded_gaussian_saelens_dictionary_warns_that_the_same_train_seed_replays_it():
+    from polysemy.sae.methods.base import generator_for, unit_rows
+
+    model = _saelens_model(seed=3)
+    with pytest.warns(UserWarning, match="starts at the true features"):
+        world = world_from_saelens(model)
+    # the hazard is real: an untied SAE's initial decoder with seed 3 is the true dictionary
+    torch.testing.assert_close(unit_rows(generator_for(3), world.n, world.d), world.V)
 
 
 def test_world_to_saelens_and_back_keeps_dictionary_frequencies_and_support():
