@@ -97,6 +97,15 @@ def thresholds(n: int, d: int, constants: ConditionConstants) -> dict[str, float
     }
 
 
+def _h3_structure_note(cfg) -> str:
+    """Why a hierarchical world fails H3 by construction (empty for other supports)."""
+    if getattr(cfg, "support", None) in ("hierarchy", "structured") and cfg.child_probability > 0 \
+            and cfg.n > cfg.n_parents:
+        return ("a child fires only with its parent, so P(parent | child) = 1: a hierarchy breaks H3 by "
+                "construction (children of one parent are mutually exclusive). ")
+    return ""
+
+
 def predicted_conditions(cfg_or_world, constants: ConditionConstants | None = None) -> list[ConditionReport]:
     """H1, H2, H3, V1 from the config alone."""
     constants = constants or ConditionConstants()
@@ -109,7 +118,8 @@ def predicted_conditions(cfg_or_world, constants: ConditionConstants | None = No
         _report("H1", "predicted", q.l0_high, th["H1"], at_most=True, note=f"L0 from {q.l0_high_source}"),
         _report("H2", "predicted", q.min_relative_coefficient, th["H2"], at_most=False,
                 extra_ok=occurs and q.full_rank_expected, note=h2_note),
-        _report("H3", "predicted", q.rho2, th["H3"], at_most=True),
+        _report("H3", "predicted", q.rho2, th["H3"], at_most=True,
+                note=_h3_structure_note(getattr(cfg_or_world, "config", cfg_or_world)).strip()),
         _report("V1", "predicted", q.coherence, th["V1"], at_most=True, note=q.coherence_source),
     ]
 
@@ -161,7 +171,7 @@ def measured_conditions(cfg_or_world, batch, constants: ConditionConstants | Non
         full_rank, rank_note = missing == 0, f"rank not computed for n > {MAX_RANK_FEATURES}"
     h2_note = f"features never seen in {B} samples: {missing}; {rank_note}"
     rho2 = float(empirical_rho2(batch, n))
-    h3_note = f"over {B} samples"
+    h3_note = f"{_h3_structure_note(world.config)}over {B} samples"
     if math.isnan(rho2):
         h3_note = f"undetermined: no feature was seen often enough in {B} samples; draw more samples"
     mu = float(coherence(world.V))

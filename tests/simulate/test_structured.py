@@ -142,6 +142,15 @@ def test_impossible_structured_options_are_config_errors(change):
         WorldConfig(n=256, d=16, **change)
 
 
+def test_check_explains_why_a_hierarchy_fails_h3():
+    from polysemy.theory.conditions import predicted_conditions
+
+    h3 = {r.name: r for r in predicted_conditions(REALISTIC)}["H3"]
+    assert not h3.holds and h3.value == 1.0 and "by construction" in h3.note
+    flat = {r.name: r for r in predicted_conditions(WorldConfig(n=64, d=16, s=2))}["H3"]
+    assert "by construction" not in flat.note
+
+
 @pytest.mark.slow
 def test_realistic_1k_dictionary_is_orthogonalised():
     from polysemy.simulate import World
