@@ -2,7 +2,7 @@
 
 For a group of cells of one shape (see ``runner.plan_groups``):
 
-1. build each cell's world (``World(cell.world)``) and its data stream, seeded with the cell's seed;
+1. build each cell's world (``build_world(cell.world)``: a ``World``, or a saved SAELens world) and its data stream, seeded with the cell's seed;
 2. train all of them at once with ``polysemy.sae.train_stacked`` (one data stream per cell);
 3. score each model with ``polysemy.sae.evaluate.evaluate_on_world`` on ``cell.eval_samples`` fresh
    samples (evaluation seed fixed, distinct from every training seed);
@@ -24,11 +24,10 @@ EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweep
 
 def train_and_evaluate_group(cells: list[Cell]) -> list[dict[str, Any]]:
     from ..sae import train_stacked
-    from ..simulate import World
-    from ..theory import bands
+    from ..simulate import build_world
 
     d = int(cells[0].world.d)
-    worlds = [World(c.world) for c in cells]
+    worlds = [build_world(c.world) for c in cells]
     datas = [w.stream(int(c.train.batch_size), seed=int(c.seed)) for w, c in zip(worlds, cells)]
     start = time.perf_counter()
     results = train_stacked([c.train for c in cells], datas, d, progress=False)
@@ -40,12 +39,20 @@ def train_and_evaluate_group(cells: list[Cell]) -> list[dict[str, Any]]:
         eval_seconds = time.perf_counter() - t0
         rows.append({
             "metrics": _jsonable(metrics),
-            "theory": _jsonable(bands.predict(cell.world)),
+            "theory": _theory(cell.world),
             "train_seconds": train_seconds / len(cells),
             "seconds": train_seconds / len(cells) + eval_seconds,
             "samples": int(getattr(result, "samples", 0) or 0),
         })
     return rows
+
+
+def _theory(world_cfg) -> dict[str, Any]:
+    """The theory's prediction for a WorldConfig; none for a saved SAELens world (no config to predict from)."""
+    if getattr(world_cfg, "fixed_dictionary", False):
+        return {}
+    from ..theory import bands
+    return _jsonable(bands.predict(world_cfg))
 
 
 def evaluate_on_world(model, world, n_samples: int, seed: int) -> dict[str, Any]:
@@ -86,6 +93,4 @@ def dry_run_group(cells: list[Cell]) -> list[dict[str, Any]]:
     Useful to inspect a sweep's grid and the theory's view of it before paying for training
     (``polysemy sweep NAME --dry-run``), and to test the sweep machinery.
     """
-    from ..theory import bands
-
-    return [{"metrics": {}, "theory": _jsonable(bands.predict(c.world)), "seconds": 0.0} for c in cells]
+    return [{"metrics": {}, "theory": _theory(c.world), "seconds": 0.0} for c in cells]

@@ -120,7 +120,7 @@ class Cell:
     """One resolved experiment: a world, a training config, a replicate seed and its axis values."""
 
     cell_id: str
-    world: Any           # WorldConfig
+    world: Any           # WorldConfig (or a SAELensWorldConfig)
     train: Any           # TrainConfig
     seed: int
     eval_samples: int
@@ -204,7 +204,8 @@ class SweepSpec(Config):
     def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
         data = dict(data)
         if data.get("world") is not None:
-            data["world"] = _world_class().from_dict(data["world"])
+            from ..simulate.saelens import world_config_from_dict
+            data["world"] = world_config_from_dict(data["world"])
         if data.get("train") is not None:
             data["train"] = _train_class().from_dict(data["train"])
         data["axes"] = tuple(Axis.from_dict(a) if isinstance(a, dict) else a for a in data.get("axes", ()))
@@ -249,6 +250,10 @@ def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
     default parameters. Returns ``(world, train)``, both validated.
     """
     world_changes = {k[len("world."):]: _plain(v) for k, v in assignments.items() if k.startswith("world.")}
+    fixed = getattr(base_world, "fixed_dictionary", False)  # a saved SAELens world: nothing to vary
+    require(not fixed or not (world_changes or "delta" in assignments or "rho" in assignments),
+            "world.<field>, delta and rho axes need a WorldConfig; a SAELens world is fixed "
+            "(vary train.* or the seeds)")
     world = base_world.replace(**world_changes) if world_changes else base_world
     if "delta" in assignments or "rho" in assignments:
         n = int(world.n)
@@ -263,7 +268,8 @@ def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
             require(0 < rho <= 1, f"rho must be in (0, 1], got {rho}")
             changes["s"] = max(1, int(round(rho * d)))
         world = world.replace(**changes)
-    world = world.replace(seed=int(base_world.seed) + int(seed))
+    if not fixed:
+        world = world.replace(seed=int(base_world.seed) + int(seed))
 
     changes: dict[str, Any] = {k[len("train."):]: _plain(v) for k, v in assignments.items()
                                if k.startswith("train.")}
@@ -309,8 +315,8 @@ _WORLD_STATS: dict[str, tuple[float, float]] = {}
 def _world_stats(world_cfg) -> tuple[float, float]:
     key = world_cfg.config_hash()
     if key not in _WORLD_STATS:
-        from ..simulate import World
-        w = World(world_cfg)
+        from ..simulate import build_world
+        w = build_world(world_cfg)
         _WORLD_STATS[key] = (float(w.f), float(w.expected_l0))
     return _WORLD_STATS[key]
 

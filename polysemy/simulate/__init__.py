@@ -11,8 +11,8 @@ Batch), ``saelens`` (SAELens synthetic worlds in and out), ``presets``, ``stats`
 
 from .config import WorldConfig
 from .presets import PRESETS, get_preset
-from .saelens import SAELensWorld, world_from_saelens, world_to_saelens
+from .saelens import SAELensWorld, SAELensWorldConfig, build_world, world_from_saelens, world_to_saelens
 from .world import Batch, World
 
-__all__ = ["WorldConfig", "World", "Batch", "get_preset", "PRESETS", "SAELensWorld", "world_from_saelens",
-           "world_to_saelens"]
+__all__ = ["WorldConfig", "World", "Batch", "get_preset", "PRESETS", "SAELensWorld", "SAELensWorldConfig",
+           "build_world", "world_from_saelens", "world_to_saelens"]

@@ -12,6 +12,11 @@ metrics use (``n``, ``d``, ``V``, ``magnitudes``, ``expected_frequencies``, ``ex
 from torch's global random state; here each batch runs inside ``torch.random.fork_rng`` seeded from the
 ``torch.Generator`` passed in, so a stream repeats exactly and the global state is left untouched.
 
+``SAELensWorldConfig(folder)`` names a saved SAELens model as a config, so a sweep (``SweepSpec.world``)
+can run on it: its cells vary the training (``train.*``, ``width_over_n``, ``k_over_s``, ``p_over_f``)
+and the replicate seeds vary the data stream and the SAE's initialisation; the world itself is fixed, so
+``world.*``, ``delta`` and ``rho`` axes are refused. ``build_world(config)`` makes either kind of world.
+
 ``world_to_saelens(world)`` builds a ``SyntheticModel`` from a polysemy ``World``: its dictionary V,
 zero bias, the world's firing probabilities and magnitude means and standard deviations
 (m_i (lo + hi) / 2 and m_i (hi - lo) / sqrt 12 for coefficients m_i U[lo, hi]). In memory the model's
@@ -31,16 +36,22 @@ sae-lens is imported lazily (``make peers`` installs it).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
+from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
+from .config import WorldConfig
 from .supports import mask_to_indices
 from .world import Batch, World
+
+CONFIG_FILENAME = "synthetic_model_config.json"  # sae_lens.synthetic.SYNTHETIC_MODEL_CONFIG_FILENAME
 
 
 def _saelens_synthetic():
@@ -128,6 +139,55 @@ def world_from_saelens(model_or_folder: Any) -> SAELensWorld:
     require(all(hasattr(model_or_folder, a) for a in ("cfg", "feature_dict", "activation_generator")),
             f"model_or_folder must be a SAELens SyntheticModel or its folder, got {type(model_or_folder).__name__}")
     return SAELensWorld(model_or_folder)
+
+
+@dataclass(frozen=True)
+class SAELensWorldConfig(Config):
+    """A SAELens ``SyntheticModel`` saved in ``folder`` (by ``SyntheticModel.save``), as a world config.
+
+    Its hash names the folder, not its contents: keep a saved world's folder unchanged. ``n`` and ``d``
+    come from the saved config; ``fixed_dictionary`` tells sweeps that the world has no seed to vary.
+    """
+
+    folder: str = ""
+
+    fixed_dictionary = True  # class attribute, not a field
+
+    def validate(self) -> None:
+        require(isinstance(self.folder, str) and os.path.isfile(os.path.join(self.folder, CONFIG_FILENAME)),
+                f"folder must be a folder saved by SAELens's SyntheticModel.save (with {CONFIG_FILENAME}), "
+                f"got {self.folder!r}")
+
+    def _saved(self) -> dict:
+        with open(os.path.join(self.folder, CONFIG_FILENAME)) as fh:
+            return json.load(fh)
+
+    @property
+    def n(self) -> int:
+        return int(self._saved()["num_features"])
+
+    @property
+    def d(self) -> int:
+        return int(self._saved()["hidden_dim"])
+
+    def build(self) -> SAELensWorld:
+        return world_from_saelens(self.folder)
+
+
+def build_world(config) -> World | SAELensWorld:
+    """The world a config describes: ``World`` for a WorldConfig, ``SAELensWorld`` for a SAELensWorldConfig."""
+    if isinstance(config, SAELensWorldConfig):
+        return config.build()
+    require(isinstance(config, WorldConfig), f"a world config must be a WorldConfig or SAELensWorldConfig, "
+            f"got {type(config).__name__}")
+    return World(config)
+
+
+def world_config_from_dict(data: dict):
+    """WorldConfig or SAELensWorldConfig from its ``to_dict`` (a SAELens reference has a ``folder``)."""
+    if "folder" in data:
+        return SAELensWorldConfig.from_dict(data)
+    return WorldConfig.from_dict(data)
 
 
 def world_to_saelens(world: World):
