@@ -9,13 +9,15 @@ stream and the initialisation (the world stays the same, as in SynthSAEBench).
 
 Matched sparsity (our choices): ``topk`` and ``batchtopk`` get k = round(true L0); ``ba-theory`` gets
 the target frequency p = true L0 / width, so its neurons fire at the true L0 in total. ``relu-l1`` and
-``jumprelu`` keep their default penalties and ``gba`` and ``ba`` their default targets (none of these
+``jumprelu`` keep their default penalties and ``gba``, ``gba-paper`` and ``ba`` their default targets (none of these
 knobs sets L0 directly); their L0 column shows where they land. TopK-family latents fire at most k per
 sample, not exactly k: the ReLU after the top-k (Gao et al. 2024; SAELens does the same) zeroes
 non-positive pre-activations, and the L0 column shows by how much.
 
-Learning rate: per method, a short sweep (seed 0, ``--sweep-steps`` steps, ``--lrs``) picks the lr with
-the highest MCC on fresh samples; the sweep rows and the chosen lr are recorded in the results file.
+Learning rate: per method, a short sweep (seed 0, ``--sweep-steps`` steps, over ``--lrs`` plus the
+method's own default lr, e.g. 1e-2 for gba and ba) picks the lr with the highest MCC; the sweep rows and
+the chosen lr are recorded in the results file. Each method keeps its default lr schedule (linear decay
+for gba and ba, constant for the others).
 
 Metrics: ``polysemy.theory.metrics.recovery_metrics`` on ``--eval-samples`` fresh samples (data seed
 12345): MCC, F1, precision, recall, uniqueness, explained variance, L0 and the dead fraction, all with
@@ -45,7 +47,7 @@ import torch
 
 from polysemy.atomic import write_text_atomic
 from polysemy.errors import ConfigError
-from polysemy.sae import TrainConfig, list_methods, train
+from polysemy.sae import TrainConfig, get_method, list_methods, train
 from polysemy.sae.evaluate import evaluate_on_world
 from polysemy.simulate import World
 from polysemy.simulate.cli_options import add_world_arguments, world_config_from_args
@@ -207,7 +209,8 @@ def main(argv=None) -> int:
 
     chosen = {}
     for method in methods:
-        sweep = [run("sweep", method, lr, 0, args.sweep_steps) for lr in lrs]
+        grid = sorted(set(lrs) | {float(get_method(method).default_lr)})
+        sweep = [run("sweep", method, lr, 0, args.sweep_steps) for lr in grid]
         chosen[method] = max(sweep, key=lambda r: (r["mcc"], -r["lr"]))["lr"]
     for method in methods:
         for seed in range(args.seeds):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from polysemy.sae import list_methods
+from polysemy.sae import get_method, list_methods
 from polysemy.sae.models import topk_acts
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "synth_table.py"
@@ -28,7 +28,10 @@ def test_tiny_table_has_every_method_and_resumes(tmp_path, capsys):
     assert table.main(TINY + ["--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     methods = list_methods()
-    assert len(rows) == len(methods) * (2 + 2)                 # 2 sweep lrs + 2 seeds each
+    # the sweep covers --lrs and the method's own default lr (1e-2 for gba and ba), then 2 seeds each
+    sweeps = sum(len({1e-3, 3e-3, get_method(m).default_lr}) for m in methods)
+    assert len(rows) == sweeps + 2 * len(methods)
+    assert {r["lr"] for r in rows if r["phase"] == "sweep" and r["method"] == "gba"} == {1e-3, 3e-3, 1e-2}
     by = {(r["phase"], r["method"], r["seed"]): r for r in rows}
     assert by[("main", "topk", 0)]["params"] == {"k": 3} and by[("main", "topk", 0)]["l0"] <= 3
     assert by[("main", "ba-theory", 0)]["params"]["target"] == pytest.approx(3 / 32)
