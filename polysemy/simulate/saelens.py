@@ -27,9 +27,9 @@ its config the *mean* magnitude and spread, so a reloaded model has independent 
 with the world's frequencies. Worlds with additive noise have no SAELens counterpart (ConfigError).
 
 Seeds: SAELens draws an un-orthogonalised dictionary as row-normalised ``torch.randn(n, d)`` from a
-generator seeded with its config's seed, which is exactly how polysemy's untied SAEs draw their initial
-decoder from ``TrainConfig.seed``. With equal seeds and width >= n the SAE would start at the truth, so
-``world_from_saelens`` warns; train with a different seed.
+generator seeded with its config's seed. polysemy's SAEs draw their initial rows from a stream of
+their own (``sae.methods.base.generator_for`` hashes the seed), so equal seeds never start an SAE at
+the truth.
 
 sae-lens is imported lazily (``make peers`` installs it).
 """
@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -86,13 +85,6 @@ class SAELensWorld:
         self.f = self.expected_l0 / self.n
         self.saelens_config = model.cfg.to_dict()
         self.seed = model.cfg.seed
-        if self.seed is not None and model.cfg.orthogonalization is None:
-            warnings.warn(
-                f"this SAELens dictionary is torch.randn({self.n}, {self.d}) from a generator seeded with "
-                f"{self.seed}, row-normalised; polysemy's untied SAEs (topk, batchtopk, relu-l1, jumprelu) "
-                f"draw their initial decoder the same way from TrainConfig.seed, so a run with seed="
-                f"{self.seed} and width >= {self.n} starts at the true features: train with another seed",
-                stacklevel=3)
 
     def __repr__(self) -> str:
         return f"SAELensWorld(n={self.n}, d={self.d}, expected L0={self.expected_l0:.4g})"

@@ -63,14 +63,14 @@ def test_training_evaluation_and_the_peers_accept_a_saelens_world():
     assert 0.0 <= row["mcc"] <= 1.0
 
 
-def test_a_seeded_gaussian_saelens_dictionary_warns_that_the_same_train_seed_replays_it():
+def test_an_sae_of_the_same_seed_does_not_start_at_a_seeded_saelens_dictionary():
     from polysemy.sae.methods.base import generator_for, unit_rows
 
-    model = _saelens_model(seed=3)
-    with pytest.warns(UserWarning, match="starts at the true features"):
-        world = world_from_saelens(model)
-    # the hazard is real: an untied SAE's initial decoder with seed 3 is the true dictionary
-    torch.testing.assert_close(unit_rows(generator_for(3), world.n, world.d), world.V)
+    world = world_from_saelens(_saelens_model(seed=3))
+    # SAELens drew V as unit rows of torch.randn from seed 3; our init with seed 3 is another draw
+    init = unit_rows(generator_for(3), world.n, world.d)
+    best = (init @ world.V.T).abs().max(1).values
+    assert float(best.max()) < 0.99
 
 
 def test_world_to_saelens_and_back_keeps_dictionary_frequencies_and_support():

@@ -9,6 +9,8 @@ parameters named by ``structure_key`` must be equal within a stack.
 
 from __future__ import annotations
 
+import hashlib
+
 import dataclasses
 
 import torch
@@ -73,7 +75,12 @@ class Method:
 
 
 def generator_for(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed))
+    """The initialisation's random stream for ``seed``: torch seeded with a hash of ("polysemy-init",
+    seed), not with the seed itself (our choice). A dictionary that another tool draws with
+    ``torch.manual_seed(seed)`` (SAELens's synthetic worlds do) would otherwise be the very rows an SAE
+    of the same seed and width starts from: it would start at the truth."""
+    digest = hashlib.sha256(f"polysemy-init:{int(seed)}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def unit_rows(generator: torch.Generator, rows: int, cols: int) -> torch.Tensor:
