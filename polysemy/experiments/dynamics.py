@@ -39,30 +39,27 @@ def record_dynamics(quick: bool = False, world_cfg=None, train_cfg=None, snapsho
         world_cfg = WorldConfig(n=64, d=32, s=3) if quick else get_preset("theorem-uniform")
     if train_cfg is None:
         train_cfg = TrainConfig(method="gba", width=2 * int(world_cfg.n), steps=2000 if quick else 8000,
-                                batch_size=256 if quick else 512, lr=3e-3 if quick else 1e-3, log_every=100)
+                                batch_size=256 if quick else 512, log_every=100)   # lr: the method default
     snapshots = snapshots or (12 if quick else 25)
     world = World(world_cfg)
     data = world.stream(int(train_cfg.batch_size), seed=0)
     probe = world.sample(probe_samples, torch.Generator().manual_seed(424242))
     truth = world.V.detach().cpu().numpy()
-    bounds = np.unique(np.linspace(0, int(train_cfg.steps), snapshots + 1).round().astype(int))
+    # One run, snapshotted at its log points (every steps // snapshots steps, and the last): resuming in
+    # chunks would restart any lr schedule that depends on the total steps.
+    train_cfg = train_cfg.replace(log_every=max(1, int(train_cfg.steps) // snapshots))
     steps, cosines, freqs = [], [], []
-    result = None
-    for end in bounds:
-        if end > 0:
-            result = train(train_cfg.replace(steps=int(end)), data, int(world_cfg.d), progress=progress,
-                           resume=result)
-            W_MD = result.model.W_dec.detach().cpu().numpy()
-            acts = result.model.encode(probe)
-        else:  # the initialisation, before any step
-            fresh = world.stream(int(train_cfg.batch_size), seed=0)  # same first batch, same init
-            result0 = train(train_cfg.replace(steps=0), fresh, int(world_cfg.d), progress=False)
-            W_MD = result0.model.W_dec.detach().cpu().numpy()
-            acts = result0.model.encode(probe)
-        cos_NM = np.abs(cosine_matrix(W_MD, truth))
-        steps.append(int(end))
-        cosines.append(cos_NM.max(axis=1))
-        freqs.append((acts > 0).float().mean(0).cpu().numpy())
+
+    def record(step: int, model) -> None:
+        W_MD = model.W_dec.detach().cpu().numpy()
+        steps.append(int(step))
+        cosines.append(np.abs(cosine_matrix(W_MD, truth)).max(axis=1))
+        freqs.append((model.encode(probe) > 0).float().mean(0).cpu().numpy())
+
+    fresh = world.stream(int(train_cfg.batch_size), seed=0)  # same first batch, same init
+    record(0, train(train_cfg.replace(steps=0), fresh, int(world_cfg.d), progress=False).model)
+    result = train(train_cfg, data, int(world_cfg.d), progress=progress,
+                   on_log=lambda step, results: record(step, results()[0].model))
     stack = result.model.stack
     target = getattr(stack, "target_GM", None)
     target_M = (target[0].cpu().numpy() if target is not None else np.full(int(train_cfg.width), np.nan))

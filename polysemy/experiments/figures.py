@@ -35,7 +35,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
     FigureDef("width", ("width", "imbalance", "occurrence"), "draw_width",
               "FRR against SAE width M/n, coefficient imbalance, and relative occurrence (Zipf range)."),
     FigureDef("activations", ("activations",), "draw_activations",
-              "GBA's tied SAE with JumpReLU, ReLU and smooth ReLU, against sparsity s."),
+              "GBA with JumpReLU, ReLU and smooth ReLU, against sparsity s."),
     FigureDef("toy", ("toy",), "draw_toy",
               "The paper's toy table (imbalanced world): TopK across K, GBA full and wrong range."),
     FigureDef("dynamics", (), "draw_dynamics",

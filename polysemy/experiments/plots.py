@@ -218,9 +218,9 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
     ax.set_xticklabels(t["method"], rotation=15, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("FRR")
-    ax.set_title("Toy table on the imbalanced world (n=128, d=42): ours (bars, mean ± sd) vs paper (diamonds)")
+    ax.set_title("Toy table on the calibrated imbalanced world (n=128, d=112): ours (bars, mean ± sd) vs paper (diamonds)")
     ax.legend(fontsize=7, loc="lower left")
-    return Drawn(fig, t, "Toy table (imbalanced world n=128, d=42; percent, mean ± sd over seeds)\n"
+    return Drawn(fig, t, "Toy table (calibrated imbalanced world n=128, d=112; percent, mean ± sd over seeds)\n"
                  + format_toy_table(t))
 
 
