@@ -1,29 +1,24 @@
-"""The paper's toy table (docs/paper.md section 6) on the imbalanced world ``paper-toy``.
+"""The paper's toy table (docs/paper.md, section 6) on the calibrated imbalanced world ``paper-toy``.
 
-World: n = 128 features, d = 42, Gaussian V; half of the samples carry s = 3 active features, half
-s = 20, so every feature fires with f = 11.5 / 128 ~ 0.09 [paper]. Methods [paper]: TopK with
-K = 20, 30, 50; GBA over its full frequency range; GBA with a range that misses f. The paper does not
-give the width, the steps or the GBA range it used "missing f" [unknown]; our choices:
+World: n = 128 features, d = 112 (our calibration; the paper says 42, see
+benchmarks/calibrate_paper_toy.py), Gaussian V; half of the samples carry s = 3 active features, half
+s = 20, so every feature fires with f = 11.5 / 128 ~ 0.09 [paper]. Methods [paper]: TopK with K = 20,
+30, 50; GBA over its full frequency range; GBA with a range that misses f. The paper does not give the
+width, the steps or the range it used "missing f" [unknown]; our choices:
 
-- width 2n = 256 latents, 2000 steps at batch 256 (512k samples, ~46k occurrences of each feature),
-  lr 1e-3, for every method (shorter than the sae defaults of 5000 x 512, to fit our 2-core budget);
-- "GBA, full range": 10 groups, targets 0.1 ... 0.001 geometric (the ``gba`` default range), which
-  contain f ~ 0.09 near their top; once with the paper's gamma = 0.01 and our a0 = 0.1, once with the
-  recipe recommended by the GBA study (gamma = 0.1, a0 = 0.01; ``RECOMMENDED_GBA``);
-- "GBA, range missing f" (recommended recipe): two ranges, reported separately: targets 0.5 ... 0.2
-  (every neuron fires more often than any feature) and 0.01 ... 0.001 (more rarely than any feature).
+- width 2n = 256 latents for every method; TopK at 2000 steps of 256 (the calibration's budget), GBA
+  at 5000 steps of 512; every method with its defaults (lr included);
+- "GBA, full range": ``gba`` with its defaults (10 groups, targets 0.1 ... 0.001, which contain f near
+  their top), and the paper's GBA as published (``gba-paper``: gamma 0.01, tied decoder, raw inputs);
+- "GBA, range missing f", with ``gba-paper``, two ranges reported separately: targets 0.5 ... 0.2
+  (every neuron may fire more often than any feature) and 0.01 ... 0.001 (more rarely than any).
 
 Seeds: seed i fixes the world's dictionary (WorldConfig.seed = i), the data stream and the SAE
 initialisation, so the spread covers all three. FRR(tau) (fraction of true features whose best alive
 latent has cosine >= tau) is measured by ``evaluate_on_world`` on 65536 fresh samples.
 
-Run (about 4 minutes of one core per seed on a loaded 2-core machine):
+Run (about 3 minutes of one core per seed on a loaded 2-core machine):
     .venv/bin/python benchmarks/toy_table.py --seeds 5
-    # the longer budget for the GBA rows, split over two processes, then merged:
-    .venv/bin/python benchmarks/toy_table.py --methods "GBA full range (paper gamma/a0),GBA full range \
-        (0.1..0.001),GBA missing f (0.5..0.2),GBA missing f (0.01..0.001)" --steps 5000 --batch-size 512 \
-        --first-seed 0 --seeds 3 --out /tmp/toyLA          # and --first-seed 3 --seeds 2 --out /tmp/toyLB
-    .venv/bin/python benchmarks/toy_table.py --combine A.json B.json /tmp/toyLA.json /tmp/toyLB.json
 Writes benchmarks/results/recovery_toy_table.{json,csv} (one row per method, seed and budget) and
 prints the table of means and standard deviations beside the paper's numbers.
 """
@@ -48,42 +43,34 @@ from polysemy.simulate import World, get_preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# GBA recipe recommended by benchmarks/gba_recipe_study.py (docs/recovery-study.md): faster bias steps
-# and a small initial output scale; no knowledge of the world's s or f.
-RECOMMENDED_GBA = {"gamma_plus": 0.1, "gamma_minus": 0.1, "a0": 0.01}
-MEAN_NORM = {"input_scale": "mean-norm"}
-
-# row name -> (method, params, paper FRR(0.8), paper FRR(0.9)); paper numbers from docs/paper.md section 6
-ROWS: dict[str, tuple[str, dict, float | None, float | None]] = {
-    "TopK K=20": ("topk", {"k": 20}, 1.000, 0.984),
-    "TopK K=30": ("topk", {"k": 30}, 0.984, 0.242),
-    "TopK K=50": ("topk", {"k": 50}, 0.945, 0.234),
-    "GBA full range (paper gamma/a0)": ("gba", {"gamma_plus": 0.01, "gamma_minus": 0.01, "a0": 0.1}, 1.000, 1.000),
-    "GBA full range (0.1..0.001)": ("gba", RECOMMENDED_GBA, 1.000, 1.000),
-    "GBA missing f (0.5..0.2)": ("gba", {**RECOMMENDED_GBA, "htf": 0.5, "ltf": 0.2}, 0.383, 0.039),
-    "GBA missing f (0.01..0.001)": ("gba", {**RECOMMENDED_GBA, "htf": 0.01, "ltf": 0.001}, 0.383, 0.039),
-    # the same three rows on O(1) inputs: input_scale="mean-norm" (x / c, c = mean centred norm of the
-    # first batch; methods/tied.py); not in the default "all" list
-    "GBA full range (0.1..0.001) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM}, 1.000, 1.000),
-    "GBA missing f (0.5..0.2) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM, "htf": 0.5, "ltf": 0.2},
-                                           0.383, 0.039),
-    "GBA missing f (0.01..0.001) mean-norm": ("gba", {**RECOMMENDED_GBA, **MEAN_NORM, "htf": 0.01, "ltf": 0.001},
-                                              0.383, 0.039),
+# row name -> (method, params, budget (steps, batch) or None for --steps/--batch-size, paper FRR(0.8),
+# paper FRR(0.9)); paper numbers from docs/paper.md section 6
+TOPK_BUDGET = (2000, 256)
+ROWS: dict[str, tuple[str, dict, tuple | None, float | None, float | None]] = {
+    "TopK K=20": ("topk", {"k": 20}, TOPK_BUDGET, 1.000, 0.984),
+    "TopK K=30": ("topk", {"k": 30}, TOPK_BUDGET, 0.984, 0.242),
+    "TopK K=50": ("topk", {"k": 50}, TOPK_BUDGET, 0.945, 0.234),
+    "GBA full range (0.1..0.001)": ("gba", {}, None, 1.000, 1.000),
+    "GBA (paper) full range (0.1..0.001)": ("gba-paper", {}, None, 1.000, 1.000),
+    "GBA (paper) missing f (0.5..0.2)": ("gba-paper", {"htf": 0.5, "ltf": 0.2}, None, 0.383, 0.039),
+    "GBA (paper) missing f (0.01..0.001)": ("gba-paper", {"htf": 0.01, "ltf": 0.001}, None, 0.383, 0.039),
 }
-DEFAULT_ROWS = [name for name in ROWS if not name.endswith("mean-norm")]
+DEFAULT_ROWS = list(ROWS)
 
 
-def run_seed(names: list[str], seed: int, width: int, steps: int, batch_size: int, lr: float,
+def run_seed(names: list[str], seed: int, width: int, steps: int, batch_size: int, lr: float | None,
              gba_overrides: dict, n_eval: int) -> list[dict]:
     world = World(get_preset("paper-toy").replace(seed=seed))
     cfgs = []
     for name in names:
-        method, params, _, _ = ROWS[name]
-        if method == "gba":
+        method, params, budget, _, _ = ROWS[name]
+        if method.startswith("gba"):
             params = {**gba_overrides, **params}
-        cfgs.append(TrainConfig(method=method, width=width, steps=steps, batch_size=batch_size, lr=lr,
-                                seed=seed, log_every=max(1, steps // 10), params=params))
-    results = train_stacked(cfgs, [world.stream(batch_size, seed=seed) for _ in cfgs], world.d,
+        row_steps, row_batch = budget or (steps, batch_size)
+        cfgs.append(TrainConfig(method=method, width=width, steps=row_steps, batch_size=row_batch, lr=lr,
+                                seed=seed, log_every=max(1, row_steps // 10), params=params))
+    # train_stacked splits configs of other shapes (budgets, methods) into stacks of their own
+    results = train_stacked(cfgs, [world.stream(c.batch_size, seed=seed) for c in cfgs], world.d,
                             truth=world.V, progress=True)
     rows = []
     for name, cfg, result in zip(names, cfgs, results):
@@ -107,7 +94,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     for (budget, name) in sorted({(b, m) for b, m in zip(df["budget"], df["method"])},
                                  key=lambda bm: (bm[0], list(ROWS).index(bm[1]))):
         part = df[(df["method"] == name) & (df["budget"] == budget)]
-        _, _, paper8, paper9 = ROWS[name]
+        _, _, _, paper8, paper9 = ROWS[name]
         out.append({"method": name, "budget": budget, "seeds": len(part),
                     "FRR(0.8)": f"{100 * part['frr_0.8'].mean():.1f} ± {100 * part['frr_0.8'].std(ddof=1):.1f}",
                     "paper FRR(0.8)": f"{100 * paper8:.1f}",
@@ -146,10 +133,10 @@ def main(argv=None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--methods", default="all", help=f"comma-separated rows of {list(ROWS)}, or 'all'")
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--gba", default="{}", help="JSON of gba parameter overrides for every GBA row "
+    parser.add_argument("--steps", type=int, default=5000, help="steps of the GBA rows (TopK: 2000)")
+    parser.add_argument("--batch-size", type=int, default=512, help="batch of the GBA rows (TopK: 256)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam lr (default: each method's own)")
+    parser.add_argument("--gba", default="{}", help="JSON of parameter overrides for every GBA row "
                         "(e.g. a recommended default), applied under each row's own range")
     parser.add_argument("--eval-samples", type=int, default=65536)
     parser.add_argument("--out", default=str(RESULTS / "recovery_toy_table"), help="path prefix for .json/.csv")
