@@ -40,7 +40,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -48,7 +48,7 @@ from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
 from .config import WorldConfig
 from .supports import mask_to_indices
-from .world import Batch, World
+from .world import Batch, Sampling, World
 
 CONFIG_FILENAME = "synthetic_model_config.json"  # sae_lens.synthetic.SYNTHETIC_MODEL_CONFIG_FILENAME
 
@@ -61,7 +61,7 @@ def _saelens_synthetic():
     return synthetic
 
 
-class SAELensWorld:
+class SAELensWorld(Sampling):
     """A SAELens ``SyntheticModel`` with polysemy's ``World`` interface (module docstring).
 
     Attributes: model (the SyntheticModel), n, d, V [n, d] float32, bias [d] float32, magnitudes [n]
@@ -103,19 +103,6 @@ class SAELensWorld:
         indices = mask_to_indices(h_BN > 0)
         values = torch.gather(h_BN, 1, indices.clamp(min=0)).masked_fill_(indices < 0, 0.0)
         return Batch(x=x_BD, indices=indices, values=values)
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """B samples x [B, d] float32."""
-        return self.sample_with_truth(batch_size, generator).x
-
-    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False) -> Iterator:
-        """Endless batches from a generator seeded with the data seed ``seed``: Tensor [B, d] or Batch."""
-        require_int_range("batch_size", batch_size, 1)
-        require_int_range("seed", seed, 0)
-        generator = torch.Generator().manual_seed(seed)
-        while True:
-            batch = self.sample_with_truth(batch_size, generator)
-            yield batch if with_truth else batch.x
 
 
 def world_from_saelens(model_or_folder: Any) -> SAELensWorld:

@@ -77,7 +77,28 @@ def build_magnitudes(cfg: WorldConfig) -> np.ndarray:
     return levels[order]
 
 
-class World:
+class Sampling:
+    """``sample`` and ``stream`` for any world class that defines ``sample_with_truth(B, generator)``."""
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """B samples x [B, d] float32 (same numbers as ``sample_with_truth(...).x``)."""
+        return self.sample_with_truth(batch_size, generator).x
+
+    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False) -> Iterator:
+        """Endless batches from a generator seeded with the data seed ``seed``: Tensor [B, d] or Batch.
+        The arguments are checked here, before the first batch is asked for."""
+        require_int_range("batch_size", batch_size, 1)
+        require_int_range("seed", seed, 0)
+        generator = torch.Generator().manual_seed(seed)
+        return self._stream(batch_size, generator, with_truth)
+
+    def _stream(self, batch_size: int, generator: torch.Generator, with_truth: bool) -> Iterator:
+        while True:
+            batch = self.sample_with_truth(batch_size, generator)
+            yield batch if with_truth else batch.x
+
+
+class World(Sampling):
     """A world of superposed features. ``World(cfg)`` is deterministic in ``cfg``.
 
     Attributes: config, n, d, V [n, d] float32 (built on first use), magnitudes [n] float32,
@@ -137,18 +158,3 @@ class World:
                 x_BD.shape, generator=generator, dtype=torch.float32)
         return Batch(x=x_BD, indices=indices_BK, values=values_BK)
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """B samples x [B, d] float32 (same numbers as ``sample_with_truth(...).x``)."""
-        return self.sample_with_truth(batch_size, generator).x
-
-    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False) -> Iterator:
-        """Endless batches from a generator seeded with the data seed ``seed``: Tensor [B, d] or Batch."""
-        require_int_range("batch_size", batch_size, 1)
-        require_int_range("seed", seed, 0)
-        generator = torch.Generator().manual_seed(seed)
-        return self._stream(batch_size, generator, with_truth)
-
-    def _stream(self, batch_size: int, generator: torch.Generator, with_truth: bool) -> Iterator:
-        while True:
-            batch = self.sample_with_truth(batch_size, generator)
-            yield batch if with_truth else batch.x
