@@ -55,6 +55,8 @@ VARIANTS = {
     "htf 0.5": ("gba", {"htf": 0.5}),
     "htf 0.3": ("gba", {"htf": 0.3}),
     "pre_bias fixed": ("gba", {"pre_bias": "fixed"}),
+    "proportional": ("gba", {"lowering": "proportional"}),
+    "proportional gamma=0.3": ("gba", {"lowering": "proportional", "gamma_plus": 0.3, "gamma_minus": 0.3}),
     "gba-paper": ("gba-paper", {}),
     "gba-paper mean-norm": ("gba-paper", {"input_scale": "mean-norm"}),
 }

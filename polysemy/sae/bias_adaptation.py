@@ -66,15 +66,21 @@ def group_mean_positive_peak(peak_GM: torch.Tensor, group_GM: torch.Tensor) -> t
 
 @torch.no_grad()
 def adapt_biases(model, gamma_plus_G: torch.Tensor, gamma_minus_G: torch.Tensor, eps_G: torch.Tensor,
-                 floor_G: torch.Tensor | None = None) -> None:
+                 floor_G: torch.Tensor | None = None, proportional_G: torch.Tensor | None = None) -> None:
     """Apply the rule to ``model.bias_GM`` from the window statistics, then reset them.
-    ``floor_G``: the lower clamp per model (None: -1, the paper's)."""
+    ``floor_G``: the lower clamp per model (None: -1, the paper's). ``proportional_G``: per model 1 to
+    scale the lowering step by the relative excess 1 - target / p_m (so a neuron just above its target
+    moves a little, one far above it a full step; our choice), 0 for the paper's full step."""
     freq_GM = model.act_count_GM / model.stat_samples_G.clamp(min=1.0)[:, None]
     model.freq_GM.copy_(freq_GM)
     peak_GM = model.peak_GM
     bias = model.bias_GM
     floor = -torch.ones_like(bias[:, :1]) if floor_G is None else floor_G[:, None]
-    lowered = torch.maximum(bias - gamma_minus_G[:, None] * peak_GM, floor)
+    step_GM = gamma_minus_G[:, None] * peak_GM
+    if proportional_G is not None:
+        excess = (1.0 - model.target_GM / freq_GM.clamp(min=1e-12)).clamp(0.0, 1.0)
+        step_GM = step_GM * torch.lerp(torch.ones_like(excess), excess, proportional_G[:, None])
+    lowered = torch.maximum(bias - step_GM, floor)
     rbar_GM = group_mean_positive_peak(peak_GM, model.group_GM)
     raised = (bias + gamma_plus_G[:, None] * rbar_GM).clamp(max=0.0)
     too_often = freq_GM > model.target_GM

@@ -20,6 +20,7 @@ from .base import per_model
 from .tied import TiedMethod, TiedParams
 
 BIAS_INITS = ("quantile", "zero")
+LOWERINGS = ("full", "proportional")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,8 @@ class AdaptationParams(TiedParams):
     bias_floor:  lower clamp of the biases, in units of the SAE's input x / c (-1 [paper]). A bias that
                  ends at a bound is reported in the history (``bias_at_bound``, per group) and warned
                  about by ``polysemy train``.
+    lowering:    "full" (the paper's step gamma_minus * r_m) or "proportional": that step times the
+                 relative excess 1 - target / p_m (our choice, against overshoot; docs/recovery-study.md).
     decoder:     "tied" (the paper's SAE: x_hat = sum z_m a_m w_m + b_pre) or "untied": the decoder has
                  unit rows v_m of its own, trained by the same loss, while the encoder keeps w_m, the
                  biases and their adaptation (our choice; see docs/recovery-study.md).
@@ -62,6 +65,7 @@ class AdaptationParams(TiedParams):
     bias_init: str = "quantile"
     bias_floor: float = -1.0
     decoder: str = "untied"
+    lowering: str = "full"
 
     def validate(self) -> None:
         super().validate()
@@ -75,6 +79,7 @@ class AdaptationParams(TiedParams):
                 f"activation must be one of {list(ACTIVATIONS)}, got {self.activation!r}")
         require(self.bias_init in BIAS_INITS, f"bias_init must be one of {list(BIAS_INITS)}, got {self.bias_init!r}")
         require_float_range("bias_floor", self.bias_floor, -1e6, 0.0, high_open=True)
+        require(self.lowering in LOWERINGS, f"lowering must be one of {list(LOWERINGS)}, got {self.lowering!r}")
         require(self.decoder in DECODERS, f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
 
     def lowest_target(self) -> float:
@@ -173,6 +178,7 @@ class GBA(TiedMethod):
             "gamma_minus_G": per_model((p.gamma_minus for p in params), device),
             "eps_G": per_model((p.eps for p in params), device),
             "floor_G": per_model((p.bias_floor for p in params), device),
+            "proportional_G": per_model((float(p.lowering == "proportional") for p in params), device),
             "groups": max(len(self.target_list(p)) for p in params),
             "period": period,
             "window": window,
@@ -185,7 +191,7 @@ class GBA(TiedMethod):
     def end_of_step(self, model, hyper, step) -> None:
         if adaptation.is_adaptation_step(step, hyper["period"]):
             adaptation.adapt_biases(model, hyper["gamma_plus_G"], hyper["gamma_minus_G"], hyper["eps_G"],
-                                    hyper["floor_G"])
+                                    hyper["floor_G"], hyper["proportional_G"])
 
     @torch.no_grad()
     def init_biases(self, model, cfgs, x0_GBD) -> None:
