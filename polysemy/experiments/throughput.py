@@ -11,9 +11,9 @@ What ``polysemy bench`` reports (all fp32, in one process, on the threads it is 
 * ``samples_per_second`` of each method's training step (the trainer's ``one_step``), the median of
   ``repeats`` trials that alternate with every other contender at that shape (A, B, C, A, B, C, ...), so
   the machine's load drifts over all of them alike. Each method is timed in its working state:
-  gba and ba with biases adapted (each neuron set to fire at its group's target frequency on a batch,
-  the state bias adaptation converges to; L0 = sum of the targets, an upper bound of a trained run's),
-  topk and batchtopk with ``dead_fraction`` of the latents forced dead before every step (so AuxK runs
+  gba and ba as they start (their default quantile bias initialisation sets each neuron to fire at its
+  group's target frequency, the state adaptation keeps it near; L0 = about the sum of the targets, an
+  upper bound of a trained run's), topk and batchtopk with ``dead_fraction`` of the latents forced dead before every step (so AuxK runs
   at every step, over that many dead latents). ``l0`` and ``path`` (sparse or dense decode) say what ran.
 * ``sparsify_samples_per_second``: with the peers extra installed, EleutherAI sparsify's TopK
   ``SparseCoder`` step (k = the topk row's k, the same batches, the same dead latents passed as its
@@ -226,30 +226,18 @@ def batch_pool(d: int, width: int, batch: int, s: int = 5, seed: int = 0, device
     return [world.sample(batch, gen, device=device) for _ in range(count)]
 
 
-@torch.no_grad()
-def adapt_biases_to_targets(model, x_GBD: torch.Tensor) -> None:
-    """Set each tied neuron's bias so that it fires on a fraction target_m of the batch: b_m = minus the
-    (target_m · B + 1)-th largest projection, clamped to BA's range [-1, 0]. This is the state bias
-    adaptation drives a neuron to from above (a target is a ceiling), so it is a working state of
-    gba/ba with L0 <= sum of the targets, not their first steps (all biases 0, L0 ~ M/2)."""
-    B = x_GBD.shape[1]
-    u = model.project(x_GBD)                                           # [G, B, M]
-    ranks = (model.target_GM * B).round().long().clamp_(0, B - 1)      # [G, M]
-    kth = u.sort(dim=1, descending=True).values.gather(1, ranks[:, None, :])[:, 0, :]
-    model.bias_GM.copy_((-kth).clamp_(-1.0, 0.0))
-
-
 class LibraryStep:
     """A closure running one training step of ``method`` (``models`` stacked) on pooled world batches.
 
     It runs the trainer's own ``one_step`` on a freshly initialised stack, the code path of
     ``polysemy.sae.train``. Batches are drawn before timing and cycled (data generation is measured on
-    its own by :func:`datagen_cost`). ``adapted``: gba/ba start from adapted biases
-    (:func:`adapt_biases_to_targets`). ``dead``: latent ids forced dead before every step (methods with
-    AuxK). ``last`` is the last step's output (L0, AuxK loss)."""
+    its own by :func:`datagen_cost`). gba and ba start as they train, with biases at their quantile
+    initialisation (each neuron fires at its target on the first batch: their default ``bias_init``).
+    ``dead``: latent ids forced dead before every step (methods with AuxK). ``last`` is the last step's
+    output (L0, AuxK loss)."""
 
     def __init__(self, method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0,
-                 pool=None, adapted: bool = True, dead: torch.Tensor | None = None, device: str = "cpu",
+                 pool=None, dead: torch.Tensor | None = None, device: str = "cpu",
                  params: dict | None = None):
         import itertools
 
@@ -264,8 +252,6 @@ class LibraryStep:
         self.method = get_method(method)
         xs = [x[None].expand(models, -1, -1).contiguous() for x in pool]
         self.model = self.method.init_model(cfgs, d, xs[0])
-        if adapted and hasattr(self.model, "target_GM") and method in ("gba", "ba"):
-            adapt_biases_to_targets(self.model, xs[0])
         self.hyper = self.method.hyper(cfgs, d, xs[0].device)
         self.optimizer = StackedAdam(self.model.trainable(), torch.tensor([c.lr for c in cfgs], device=xs[0].device))
         self.dead = dead if (dead is not None and "dead_steps_G" in self.hyper) else None

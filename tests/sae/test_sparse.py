@@ -13,7 +13,8 @@ from polysemy.sae.trainer import one_step
 from polysemy.simulate import World, WorldConfig
 
 SPARSE_METHODS = {  # method -> params giving a low L0 and, for topk/batchtopk, dead latents (AuxK runs)
-    "gba": {"adapt_every": 2, "buffer": 128},
+    "gba": {"adapt_every": 2, "buffer": 128},                          # untied decoder, mean-norm input
+    "gba-paper": {"adapt_every": 2, "buffer": 128},                    # the tied decoder, raw inputs
     "ba": {"adapt_every": 2, "buffer": 128, "target": 0.05},
     "ba-theory": {"target": 0.05},
     "topk": {"k": 3, "dead_after_samples": 64},
@@ -34,7 +35,7 @@ def _setup(method, G, steps):
     gen = torch.Generator().manual_seed(7)
     xs = [torch.stack([world.sample(64, gen) for _ in range(G)]) for _ in range(steps)]
     model = m.init_model(cfgs, world.d, xs[0])
-    if method in ("gba", "ba"):   # start from sparse codes, as after the first adaptations
+    if method in ("gba", "ba", "gba-paper"):   # sparse codes, as after the first adaptations
         model.bias_GM.fill_(-0.3)
     hyper = m.hyper(cfgs, world.d, xs[0].device)
     opt = StackedAdam(model.trainable(), torch.tensor([c.lr for c in cfgs]))
@@ -83,7 +84,7 @@ def test_sparse_training_follows_dense_training(method):
     dense_model, _ = _run(method, "dense", 3)
     for k, v in dense_model.state_dict().items():
         torch.testing.assert_close(sparse_model.state_dict()[k], v, rtol=1e-2, atol=1e-3)
-    if method in ("gba", "ba"):          # the run exercised bias adaptation on sparse codes
+    if method in ("gba", "ba", "gba-paper"):   # the run exercised bias adaptation on sparse codes
         assert float(sparse_model.bias_GM.abs().sum()) > 0
 
 
@@ -120,7 +121,7 @@ def test_pairs_kernels_against_dense_products():
     torch.testing.assert_close(pairs.latent_count(), mask.sum(1).float())
 
 
-@pytest.mark.parametrize("method", ["gba", "topk", "batchtopk", "jumprelu"])
+@pytest.mark.parametrize("method", ["gba", "gba-paper", "topk", "batchtopk", "jumprelu"])
 def test_sparse_path_keeps_stacked_equal_to_sequential(method):
     # the pair kernels run per model, so a stack equals its models trained alone, bit for bit
     world = _world()
