@@ -11,9 +11,10 @@ What ``polysemy bench`` reports (all fp32, in one process, on the threads it is 
 * ``samples_per_second`` of each method's training step (the trainer's ``one_step``), the median of
   ``repeats`` trials that alternate with every other contender at that shape (A, B, C, A, B, C, ...), so
   the machine's load drifts over all of them alike. Each method is timed in its working state:
-  gba and ba as they start (their default quantile bias initialisation sets each neuron to fire at its
-  group's target frequency, the state adaptation keeps it near; L0 = about the sum of the targets, an
-  upper bound of a trained run's), topk and batchtopk with ``dead_fraction`` of the latents forced dead before every step (so AuxK runs
+  gba and ba with each neuron's bias at its group's target frequency (their quantile bias
+  initialisation, re-run untimed before each trial: the state bias adaptation maintains; L0 = about
+  the sum of the targets, an upper bound of a trained run's, whose neurons settle at their features'
+  frequencies), topk and batchtopk with ``dead_fraction`` of the latents forced dead before every step (so AuxK runs
   at every step, over that many dead latents). ``l0`` and ``path`` (sparse or dense decode) say what ran.
 * ``sparsify_samples_per_second``: with the peers extra installed, EleutherAI sparsify's TopK
   ``SparseCoder`` step (k = the topk row's k, the same batches, the same dead latents passed as its
@@ -252,12 +253,22 @@ class LibraryStep:
         self.method = get_method(method)
         xs = [x[None].expand(models, -1, -1).contiguous() for x in pool]
         self.model = self.method.init_model(cfgs, d, xs[0])
+        self.cfgs, self.x0 = cfgs, xs[0]
         self.hyper = self.method.hyper(cfgs, d, xs[0].device)
         self.optimizer = StackedAdam(self.model.trainable(), torch.tensor([c.lr for c in cfgs], device=xs[0].device))
         self.dead = dead if (dead is not None and "dead_steps_G" in self.hyper) else None
         self.xs = itertools.cycle(xs)
         self.steps = itertools.count()
         self.last = None
+
+    def between_trials(self) -> None:
+        """Untimed, before each timing trial: gba/ba biases back at their targets (re-running their
+        quantile initialisation on the current encoder), the state bias adaptation maintains every
+        ``adapt_every`` steps; a few dozen timed steps at lr 1e-2 without an adaptation would otherwise
+        let L0 drift far above it."""
+        if hasattr(self.method, "init_biases") and hasattr(self.model, "target_GM"):
+            with torch.no_grad():
+                self.method.init_biases(self.model, self.cfgs, self.x0)
 
     def __call__(self):
         from ..sae.trainer import one_step
@@ -357,6 +368,8 @@ def alternate(contenders: dict, repeats: int, min_seconds: float, device: str = 
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
+            if hasattr(fn, "between_trials"):      # untimed state reset (LibraryStep)
+                fn.between_trials()
             times[name].append(_trial(fn, min_seconds, device))
     return {name: statistics.median(v) for name, v in times.items()}
 
@@ -424,6 +437,7 @@ def bench_shape(cfg: BenchConfig, d: int, width: int, use_sparsify: bool) -> tup
     theirs = B / seconds["sparsify-topk"] if "sparsify-topk" in seconds else None
     rows = []
     for m, step in steps.items():
+        step.between_trials()
         out = step()                          # one more step: what it does (L0, AuxK), and its FLOPs
         l0 = float(out.fired_GM.sum()) / B
         aux = out.extras.get("aux_loss")
