@@ -412,7 +412,7 @@ def _path(step: "LibraryStep", l0: float, width: int, device: str) -> str:
         return sparse.decode_mode()
     ks = step.hyper.get("ks")
     if ks is not None:                     # topk, batchtopk: decided by k, without looking at the data
-        return "sparse" if all(sparse.choose_sparse(ks, width, can_sync=False)) else "dense"
+        return "sparse" if all(method.static_choice(step.hyper, width, device)) else "dense"
     if torch.device(device).type != "cpu":  # gba, ba, jumprelu off the CPU: dense (no host sync)
         return "dense"
     return "sparse" if l0 <= sparse.SPARSE_MAX_L0_FRACTION * width else "dense"

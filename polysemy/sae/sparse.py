@@ -129,7 +129,7 @@ class ActivePairs:
         latent = torch.cat([(index_GBK[g, :, :k] + g * M).reshape(-1) for g, k in enumerate(ks)])
         values = torch.cat([values_GBK[g, :, :k].reshape(-1) for g, k in enumerate(ks)])
         bag_size = torch.tensor(ks, dtype=torch.int64, device=dev).repeat_interleave(B)
-        bag = torch.arange(G * B, device=dev).repeat_interleave(bag_size)
+        bag = torch.arange(G * B, device=dev).repeat_interleave(bag_size, output_size=sum(ks) * B)  # no sync
         offsets = bag_size.cumsum(0).sub_(bag_size)
         return cls(G, B, M, latent, bag, offsets, bag_size), values
 
@@ -144,7 +144,7 @@ class ActivePairs:
         ks = [int(i.shape[1]) for i in indices]
         latent = torch.cat([(i + g * M).reshape(-1) for g, i in enumerate(indices)])
         bag_size = torch.tensor(ks, dtype=torch.int64, device=dev).repeat_interleave(B)
-        bag = torch.arange(G * B, device=dev).repeat_interleave(bag_size)
+        bag = torch.arange(G * B, device=dev).repeat_interleave(bag_size, output_size=sum(ks) * B)  # no sync
         offsets = bag_size.cumsum(0).sub_(bag_size)
         return cls(G, B, M, latent, bag, offsets, bag_size), torch.cat([v.reshape(-1) for v in values])
 

@@ -88,7 +88,7 @@ class TopK(UntiedMethod):
                                       device, dtype=torch.int64),
         }
 
-    def static_choice(self, hyper, width):
+    def static_choice(self, hyper, width, device=None):
         return sparse.choose_sparse(hyper["ks"], width, can_sync=False)
 
     def train_acts(self, model, pre, hyper, step):
@@ -104,7 +104,7 @@ class TopK(UntiedMethod):
             tops = [sparse.topk_rows(pre[g], k) for g, k in enumerate(ks)]
             pairs, values = sparse.ActivePairs.from_topk_list([t[1] for t in tops], [t[0].relu_() for t in tops], M)
         active = torch.gt(values, 0.0, out=torch.empty_like(values))
-        return Selection(pairs, values, pairs.latent_sum(active), self.static_choice(hyper, model.width),
+        return Selection(pairs, values, pairs.latent_sum(active), self.static_choice(hyper, model.width, pre.device),
                          slope=active)
 
     def _dead(self, model, hyper, step):
@@ -176,6 +176,13 @@ class BatchTopK(TopK):
         hyper["beta_G"] = per_model((c.method_params.threshold_beta for c in cfgs), device)
         return hyper
 
+    def static_choice(self, hyper, width, device=None):
+        """As topk's, but off the CPU in "auto" mode the dense path: the kept set's size varies (ties,
+        fewer positives), and extracting it would read a count back from the device every step."""
+        if device is not None and torch.device(device).type != "cpu" and sparse.decode_mode() == "auto":
+            return [False] * len(hyper["ks"])
+        return super().static_choice(hyper, width, device)
+
     def _keep(self, model, positive, hyper):
         """The k x B largest positive values of each model's batch (float mask), updating the threshold."""
         G, B, M = positive.shape
@@ -198,7 +205,7 @@ class BatchTopK(TopK):
         keep = self._keep(model, torch.relu(pre), hyper)
         pairs = sparse.ActivePairs.from_mask(keep)
         values = pre.view(-1)[pairs.flat]            # kept values are > 0: acts = pre there
-        return Selection(pairs, values, pairs.latent_count(), self.static_choice(hyper, model.width),
+        return Selection(pairs, values, pairs.latent_count(), self.static_choice(hyper, model.width, pre.device),
                          extras={"threshold": model.threshold_G.clone()})
 
 

@@ -80,7 +80,7 @@ class UntiedMethod(Method):
     sparse_codes = False      # methods whose codes are sparse implement ``select`` (the sparse path)
     step_buffers: tuple = ()  # buffers the selection updates (restored when a mixed stack runs both paths)
 
-    def static_choice(self, hyper, width: int):
+    def static_choice(self, hyper, width: int, device=None):
         """Per-model choice of the sparse path known before the step (list of bools), or None."""
         return None
 
@@ -91,7 +91,7 @@ class UntiedMethod(Method):
     def loss_and_grads(self, model: UntiedSAE, x_GBD, hyper, step) -> StepOutput:
         if not self.sparse_codes:
             return self._dense_step(model, x_GBD, hyper, step)
-        choice = self.static_choice(hyper, model.width)
+        choice = self.static_choice(hyper, model.width, x_GBD.device)
         if choice is not None and not any(choice):
             return self._dense_step(model, x_GBD, hyper, step)
         saved = {name: getattr(model, name).clone() for name in self.step_buffers}
