@@ -3,7 +3,7 @@
 #   1. `polysemy bench` on the device: every method at the issue's shapes plus a large one, batch 4096,
 #      against the encoder-product limit and sparsify's TopK (when installed), alternating trials,
 #      with 16 stacked models against one after another;
-#   2. the same bench with the sparse decode forced (the GPU's "auto" keeps gba/ba/jumprelu dense,
+#   2. the same bench with the sparse decode forced (the GPU's "auto" keeps gba/ba/jumprelu/batchtopk dense,
 #      since choosing by L0 would read a count back from the device every step);
 #   3. `polysemy train` of gba and topk in fp32, tf32 and bf16 (steps/s and recovery in the JSON).
 # Results: benchmarks/results/gpu-<date>/ (bench*.json, bench*.csv, train-*.json, log.txt).
