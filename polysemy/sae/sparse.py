@@ -149,6 +149,18 @@ class ActivePairs:
         return cls(G, B, M, latent, bag, offsets, bag_size), torch.cat([v.reshape(-1) for v in values])
 
     @classmethod
+    def from_model_rows(cls, rows: list[torch.Tensor], latents: list[torch.Tensor], values: list[torch.Tensor],
+                        B: int, M: int) -> tuple["ActivePairs", torch.Tensor]:
+        """(pairs, values [nnz]) from per-model lists of pairs (sample row b ascending, latent id, value)."""
+        G = len(rows)
+        dev = values[0].device
+        bag = torch.cat([r + g * B for g, r in enumerate(rows)])
+        latent = torch.cat([m + g * M for g, m in enumerate(latents)])
+        bag_size = torch.bincount(bag, minlength=G * B)
+        offsets = bag_size.cumsum(0).sub_(bag_size)
+        return cls(G, B, M, latent.to(dev), bag.to(dev), offsets, bag_size), torch.cat(values)
+
+    @classmethod
     def from_mask(cls, mask_GBM: torch.Tensor, flat: torch.Tensor | None = None) -> "ActivePairs":
         """The nonzero entries of a mask [G, B, M] (bool or float), sorted by bag then latent
         (``flat``: their positions, if already found by :func:`nonzero_flat`)."""

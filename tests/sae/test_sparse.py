@@ -147,3 +147,11 @@ def test_topk_rows_selects_the_top_k_of_every_row(R, n, k):
     assert torch.equal(x.gather(1, index), values)
     assert torch.equal(values.sort(dim=1, descending=True).values, x.topk(k, dim=1).values)
     assert all(len(set(row.tolist())) == k for row in index)        # k distinct latents per row
+
+
+@pytest.mark.parametrize("aux_k", [2, 48])
+def test_auxk_over_positive_dead_latents_equals_dense_auxk(aux_k, monkeypatch):
+    # aux_k = 48: no sample has that many positive dead pre-activations, so the sparse AuxK takes them all
+    # without a selection; aux_k = 2: it selects. Both must equal the dense top-k AuxK.
+    monkeypatch.setitem(SPARSE_METHODS, "topk", {"k": 3, "dead_after_samples": 64, "aux_k": aux_k})
+    test_sparse_step_equals_dense_step("topk", 2)
