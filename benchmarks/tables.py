@@ -22,21 +22,24 @@ def _f(v, digits=3):
 def bench_tables(result: dict) -> str:
     m = result["machine"]
     lines = [f"Machine: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']} with {m['torch_threads']} "
-             f"thread(s); load average at the end {result.get('load_average')}; {result['date']}.",
-             f"Dense fp32 matmul ({result['matmul_size']}³, best trial): **{result['matmul_gflops']:.1f} GFLOP/s** "
-             f"(start {result['matmul_gflops_start']:.1f}, end {result['matmul_gflops_end']:.1f}).", "",
-             "| d | width | method | samples/s | FLOPs / (B·d·M) | GFLOP/s | roofline fraction | products' share | limit |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---|"]
-    for r in result["shapes"] + result["reference"]:
+             f"thread(s), device {result['config']['device']}, decode {result.get('decode_mode', 'auto')}; "
+             f"load average at the end {result.get('load_average')}; {result['date']}; medians of "
+             f"{result['config']['repeats']} alternating trials, batch {result['config']['batch']}.", "",
+             "| d | width | method | samples/s | limit samples/s | of the limit | sparsify TopK samples/s "
+             "| vs sparsify | L0 | path | dead latents |",
+             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for r in result["shapes"]:
         lines.append(f"| {r['d']} | {r['width']} | {r['method']} | {r['samples_per_second']:.0f} | "
-                     f"{r['flops_per_BdM']:.1f} | {r['step_gflops']:.1f} | {r['roofline_fraction']:.2f} | "
-                     f"{r['matmul_only_fraction']:.2f} | {r['limit']} |")
-    lines += ["", "| stacked models | d | width | batch | stacked ms/step | sequential ms/step | speed-up |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in result["stacked"]:
-        lines.append(f"| {s['models']} × {s['method']} | {s['d']} | {s['width']} | {s['batch']} | "
-                     f"{s['stacked_step_seconds'] * 1e3:.1f} | {s['sequential_step_seconds'] * 1e3:.1f} | "
-                     f"{s['speedup']:.2f} |")
+                     f"{r['limit_samples_per_second']:.0f} | {r['limit_fraction']:.2f} | "
+                     f"{_f(r['sparsify_samples_per_second'], 0) if r['sparsify_samples_per_second'] is None else format(r['sparsify_samples_per_second'], '.0f')} | "
+                     f"{_f(r['vs_sparsify'], 2)} | {r['l0']:.1f} | {r['path']} | {r['dead_latents']} |")
+    if result.get("stacked"):
+        lines += ["", "| stacked models | d | width | batch | stacked ms/step | sequential ms/step | speed-up |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in result["stacked"]:
+            lines.append(f"| {s['models']} × {s['method']} | {s['d']} | {s['width']} | {s['batch']} | "
+                         f"{s['stacked_step_seconds'] * 1e3:.1f} | {s['sequential_step_seconds'] * 1e3:.1f} | "
+                         f"{s['speedup']:.2f} |")
     lines += ["", "| data generation | n | s | ms per batch | fraction of the gba step |", "|---|---:|---:|---:|---:|"]
     for g in result["datagen"]:
         lines.append(f"| d={g['d']}, batch {g['batch']} | {g['n']} | {g['s']} | {g['sample_seconds'] * 1e3:.2f} | "

@@ -1,8 +1,9 @@
 """``polysemy bench`` (against the machine) and ``polysemy peers`` (against the other SAE libraries).
 
-    polysemy bench [--quick] [--json] [--shapes 64x512,256x2048] [--methods gba,topk] [--out DIR]
+    polysemy bench [--quick] [--json] [--shapes 128x1024,768x4096] [--methods gba,topk] [--out DIR]
+                   [--threads N] [--device cuda] [--repeats R] [--stacked-models G] [--no-sparsify]
     polysemy peers [--quick] [--json] [--out DIR] [--budget N] [--worlds uniform,paper-toy]
-                   [--systems polysemy-gba,sparsify-topk,...]
+                   [--systems polysemy-gba,sparsify-topk,...] [--device cuda]
 
 Both print a table (or one JSON object with ``--json``) and save their results (JSON, CSV, and for
 ``peers`` a figure) under ``--out``.
@@ -40,21 +41,29 @@ def _shapes(text: str) -> tuple:
 
 def register(subparsers) -> None:
     bench = subparsers.add_parser(
-        "bench", help="training throughput against this machine's matmul roofline",
-        description="Measure the dense fp32 matmul rate, then samples/s of each method at a few shapes "
-                    "as a fraction of that roofline, the stacked-vs-sequential speed-up, and the cost "
-                    "of data generation relative to the step it feeds.")
+        "bench", help="training throughput against the encoder-product limit and sparsify",
+        description="Samples/s of each method's training step at a few shapes, against the limit set "
+                    "by the dense encoder product (2 d M FLOPs per sample, timed in the same run) and, "
+                    "when installed, against sparsify's TopK, all alternating; plus the cost of data "
+                    "generation relative to the step it feeds.")
     bench.add_argument("--quick", action="store_true",
                        help="short timing trials and two methods (gba, topk); a minute or so")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     bench.add_argument("--shapes", type=_shapes, default=None,
-                       help="comma-separated DxWIDTH shapes (default 64x512,256x2048,768x4096)")
+                       help="comma-separated DxWIDTH shapes (default 128x1024,256x2048,768x4096)")
     bench.add_argument("--methods", type=_csv_list, default=None,
                        help="comma-separated method names (default: gba and every baseline)")
     bench.add_argument("--batch", type=int, default=None, help="batch size (default 1024)")
     bench.add_argument("--threads", type=int, default=None,
                        help="torch threads for every measurement (default 1, or POLYSEMY_THREADS)")
     bench.add_argument("--out", default=None, help="also write bench.json and bench.csv under DIR")
+    bench.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N")
+    bench.add_argument("--repeats", type=int, default=None, help="alternating trials per contender (default 5)")
+    bench.add_argument("--stacked-models", type=int, default=None,
+                       help="also time this many stacked models against one after another (default 0: off)")
+    bench.add_argument("--no-sparsify", action="store_true", help="skip sparsify's TopK even if installed")
+    bench.add_argument("--decode", choices=["auto", "sparse", "dense"], default=None,
+                       help="force the sparse or the dense decode path (default auto: per step, by L0)")
     bench.set_defaults(func=run_bench_command)
 
     peers = subparsers.add_parser(
@@ -71,6 +80,7 @@ def register(subparsers) -> None:
     peers.add_argument("--systems", type=_csv_list, default=None,
                        help="subset of system families (default: all), e.g. polysemy-gba,sparsify-topk")
     peers.add_argument("--seed", type=int, default=None, help="initialisation seed (default 0)")
+    peers.add_argument("--device", default=None, help="where polysemy and sparsify train: cpu (default), cuda")
     peers.set_defaults(func=run_peers_command)
 
 
@@ -85,13 +95,18 @@ def run_bench_command(args) -> int:
     if args.out:
         check_output_dir("--out", args.out)
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
-    changes = _given(args, "shapes", "methods", "batch")
+    changes = _given(args, "shapes", "methods", "batch", "device", "repeats", "stacked_models")
+    if args.no_sparsify:
+        changes["sparsify"] = False
     cfg = cfg.replace(**changes) if changes else cfg
     _require_bench_memory(cfg)
     if args.threads is not None:
         require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
         import torch
         torch.set_num_threads(args.threads)
+    if args.decode:
+        from ..sae import sparse
+        sparse.set_decode_mode(args.decode)
     result = run_bench(cfg, progress=not args.json)
     if args.out:
         paths = save_bench(result, args.out)
@@ -115,7 +130,7 @@ def _require_bench_memory(cfg) -> None:
 def run_peers_command(args) -> int:
     from .peers import PeersConfig, format_table, run_peers, save_outputs
 
-    changes = _given(args, "budget", "worlds", "systems", "seed")
+    changes = _given(args, "budget", "worlds", "systems", "seed", "device")
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
     check_output_dir("--out", out_dir)

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     _add_common(p)
     p.add_argument("--out", default=None, help="result store directory (default runs/sweeps/NAME[-quick])")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--device", default="cpu", help="where cells train: cpu (default), cuda, cuda:N")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
+                   help="fp32 (default), tf32 (CUDA matmuls) or bf16 (autocast of the step)")
     p.set_defaults(func=_cmd_sweep, interrupt_hint=RESUME_HINT)
 
     from .figures import FIGURES
@@ -84,7 +87,10 @@ def _cmd_sweep(args) -> int:
     _check_dask(args)
     if not args.json:
         print(f"sweep {spec.name}: {spec.size()} cells -> {out}", file=sys.stderr)
-    summary = run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask)
+    from ..sae.trainer import check_device
+    check_device(args.device)
+    summary = run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask, device=args.device,
+                        precision=args.precision)
     if args.json:
         emit_json(args, summary.to_dict(), sort_keys=True)
     else:

@@ -22,15 +22,19 @@ from .spec import Cell
 EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweeps
 
 
-def train_and_evaluate_group(cells: list[Cell]) -> list[dict[str, Any]]:
+def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: str = "fp32") -> list[dict[str, Any]]:
     from ..sae import train_stacked
+    from ..sae.trainer import check_device, to_cpu
     from ..simulate import build_world
 
+    dev = check_device(device)
     d = int(cells[0].world.d)
     worlds = [build_world(c.world) for c in cells]
-    datas = [w.stream(int(c.train.batch_size), seed=int(c.seed)) for w, c in zip(worlds, cells)]
+    datas = [w.stream(int(c.train.batch_size), seed=int(c.seed), device=dev) for w, c in zip(worlds, cells)]
     start = time.perf_counter()
-    results = train_stacked([c.train for c in cells], datas, d, progress=False)
+    results = train_stacked([c.train for c in cells], datas, d, progress=False, device=dev, precision=precision)
+    if dev.type != "cpu":
+        results = [to_cpu(r) for r in results]
     train_seconds = time.perf_counter() - start
     rows = []
     for cell, world, result in zip(cells, worlds, results):

@@ -56,6 +56,7 @@ class PeersConfig(Config):
     sklearn_alphas: tuple = (0.03, 0.1, 0.3)
     sklearn_max_seconds: float = 120.0  # per α: sparse coding is slow, so it is capped in time
     eval_samples: int = 8192        # held-out evaluation set; also the dead-latent window
+    device: str = "cpu"             # where polysemy and sparsify train (the others: CPU only)
 
     def validate(self) -> None:
         require(len(self.worlds) >= 1, "worlds must name at least one world")
@@ -74,6 +75,8 @@ class PeersConfig(Config):
         require_int_range("eval_samples", self.eval_samples, 64, 1 << 20)
         require(self.sklearn_max_seconds > 0,
                 f"sklearn_max_seconds must be > 0, got {self.sklearn_max_seconds!r}")
+        require(isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda"),
+                f"device must be cpu, cuda or cuda:N, got {self.device!r}")
 
     @classmethod
     def quick(cls, **changes) -> "PeersConfig":
@@ -180,7 +183,7 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
         from ..sae import TrainConfig
         batch = TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size
         return ours.fit(family.removeprefix("polysemy-"), stream(batch), monitor=RecoveryMonitor(truth_ND, checkpoints),
-                        truth_ND=truth_ND, k=spec.k, **common)
+                        truth_ND=truth_ND, k=spec.k, device=cfg.device, **common)
     if family.startswith("saelens-"):
         arch = {"saelens-topk": "topk", "saelens-batchtopk": "batchtopk",
                 "saelens-jumprelu": "jumprelu", "saelens-relu-l1": "standard"}[family]
@@ -188,7 +191,7 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
                                 monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, **common)
     if family == "sparsify-topk":
         return sparsify_peer.fit(stream(sparsify_peer.DEFAULT_BATCH),
-                                 monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, **common)
+                                 monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, device=cfg.device, **common)
     if family == "sklearn-mbdl":
         return _fit_sklearn_grid(world, cfg, checkpoints, stream, common)
     raise ConfigError(f"systems must be among {list(SYSTEM_FAMILIES)}, got {family!r}")

@@ -93,9 +93,13 @@ def _run_group(evaluate_group: GroupEvaluator, cells: list[Cell], threads: int |
     return rows
 
 
-def default_evaluator() -> GroupEvaluator:
+def default_evaluator(device: str = "cpu", precision: str = "fp32") -> GroupEvaluator:
+    """Train each group stacked on ``device`` (evaluation runs on the CPU)."""
     from .evaluation import train_and_evaluate_group
-    return train_and_evaluate_group
+    if device == "cpu" and precision == "fp32":
+        return train_and_evaluate_group
+    import functools
+    return functools.partial(train_and_evaluate_group, device=device, precision=precision)
 
 
 def run_sweep(
@@ -107,8 +111,11 @@ def run_sweep(
     evaluate_group: GroupEvaluator | None = None,
     max_group: int = MAX_GROUP,
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> SweepSummary:
-    """Compute every missing cell of ``spec`` into the store at ``store_dir``; return a summary."""
+    """Compute every missing cell of ``spec`` into the store at ``store_dir``; return a summary.
+    ``device``/``precision``: where and how the default evaluator trains (see ``polysemy.sae.train``)."""
     require_int_range("jobs", jobs, 1, 256)
     start = time.perf_counter()
     store = ResultStore(store_dir)
@@ -129,7 +136,7 @@ def run_sweep(
     try:
         store.remove_stale_temporaries()
         store.write_spec(spec)
-        evaluate_group = evaluate_group or default_evaluator()
+        evaluate_group = evaluate_group or default_evaluator(device, precision)
         groups = plan_groups(unique_missing, max_group)
         computed = 0
         bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}", unit="cell", file=sys.stderr,

@@ -1,23 +1,29 @@
-"""Measurements against the machine: the matmul roofline, SAE step throughput, stacking, data cost.
+"""Measurements against the machine: the encoder-product limit, SAE step throughput, sparsify, data cost.
 
-What is measured (all fp32, CPU, in one process, so ratios are comparable within a run):
+What ``polysemy bench`` reports (all fp32, in one process, on the threads it is given):
 
-* ``matmul_gflops``: the dense fp32 rate of this machine: the best trial of square
-  ``[N, N] @ [N, N]`` products (2·N³ FLOPs each), measured at the start, between shapes and at the end
-  of the run (the largest is kept: on a shared machine the best observation is the closest to the true
-  limit). Step times are best trials too (:func:`seconds_per_call`), so ratios compare like with like.
-* Each method's step FLOPs are *counted*, not assumed: ``torch.utils.flop_counter.FlopCounterMode``
-  records every matrix product (mm, bmm, baddbmm, addmm) of one training step, 2 FLOPs per
-  multiply-add. A standard step has five dense B·d·M products (forward: encode x_BD @ W_DM and decode
-  acts_BM @ W_MD; backward: dL/dW_dec, dL/dacts, dL/dW_enc), i.e. 10·B·d·M; the JSON reports each
-  method's count as ``flops_per_BdM``. Element-wise work (activation, masks, top-k, Adam) is not counted.
-* ``roofline_fraction = counted FLOPs / step seconds / matmul_gflops``.
-* ``shape_matmul_gflops``: the rate of those five products run alone at the step's own shapes. Products
-  with a small inner dimension (d = 64) write a [B, M] output per 2·d FLOPs and run far below the
-  square-matmul rate: they are memory-bound even though they are "matmuls".
-* ``matmul_only_fraction``: the counted FLOPs at ``shape_matmul_gflops``, as a share of the step.
-  With the Python-overhead floor (a step at a tiny shape) it names what limits a shape, by the rule in
-  :func:`classify_limit` (our choice of rule).
+* ``limit_samples_per_second`` per shape: the useful work of a training step is the dense encoder
+  product u = x W (2·d·M FLOPs per sample: every projection is needed, to select the top k, to compare
+  with a threshold, or for bias adaptation's statistics), plus O(L0·d) for the sparse decode and its
+  gradients. The limit is B / (seconds of one [B, d] x [d, M] product), timed in the same run, on the
+  same threads, alternating with the steps. ``limit_fraction = samples_per_second / limit``: 1.0 would
+  mean the rest of the step is free.
+* ``samples_per_second`` of each method's training step (the trainer's ``one_step``), the median of
+  ``repeats`` trials that alternate with every other contender at that shape (A, B, C, A, B, C, ...), so
+  the machine's load drifts over all of them alike. Each method is timed in its working state:
+  gba and ba with each neuron's bias at its group's target frequency (their quantile bias
+  initialisation, re-run untimed before each trial: the state bias adaptation maintains; L0 = about
+  the sum of the targets, an upper bound of a trained run's, whose neurons settle at their features'
+  frequencies), topk and batchtopk with ``dead_fraction`` of the latents forced dead before every step (so AuxK runs
+  at every step, over that many dead latents). ``l0`` and ``path`` (sparse or dense decode) say what ran.
+* ``sparsify_samples_per_second``: with the peers extra installed, EleutherAI sparsify's TopK
+  ``SparseCoder`` step (k = the topk row's k, the same batches, the same dead latents passed as its
+  ``dead_mask`` with AuxK weight 1/32, its default signum optimiser as in ``peer_adapters``), in the same
+  alternation; ``vs_sparsify`` = ours / theirs.
+* ``step_flops``: the matrix-product FLOPs of one step, counted (``FlopCounterMode``; the sparse path's
+  embedding_bag kernels are not matrix products and are not counted).
+* data generation as a fraction of the step it feeds, and optionally (``stacked_models`` > 0, the GPU
+  bench) the stacked-vs-sequential speed-up.
 """
 
 from __future__ import annotations
@@ -155,17 +161,21 @@ def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds:
 
 @dataclass(frozen=True)
 class BenchConfig(Config):
-    """What ``polysemy bench`` measures. Defaults are the issue's shapes (issue 6)."""
+    """What ``polysemy bench`` measures (see the module docstring). Defaults are issue 11's shapes."""
 
-    shapes: tuple = ((64, 512), (256, 2048), (768, 4096))  # (d, width) pairs
+    shapes: tuple = ((128, 1024), (256, 2048), (768, 4096))  # (d, width) pairs
     batch: int = 1024
     methods: tuple = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
-    stacked_models: int = 16
+    repeats: int = 5            # alternating trials per contender (median reported)
+    min_seconds: float = 0.3    # per timing trial
+    dead_fraction: float = 0.5  # latents forced dead before each topk / batchtopk step (AuxK runs)
+    sparsify: bool = True       # time sparsify's TopK too, when it is installed
+    stacked_models: int = 0     # > 0: also time that many stacked models (the GPU bench; 0 on the CPU)
     stacked_d: int = 64
     stacked_width: int = 256
-    stacked_batches: tuple = (1024, 512, 64)  # the first is the headline stacked_speedup
-    world_s: int = 5            # sparsity of the world whose sampling cost is measured
-    min_seconds: float = 0.3    # per timing trial
+    stacked_batches: tuple = (1024,)
+    world_s: int = 5            # sparsity of the world whose samples feed the steps
+    device: str = "cpu"
     matmul_size: int = 1024
 
     def validate(self) -> None:
@@ -176,21 +186,24 @@ class BenchConfig(Config):
             require_int_range("width", pair[1], 1, 1 << 20)
         require_int_range("batch", self.batch, 1, 1 << 20)
         require(len(self.methods) >= 1, "methods must name at least one method")
-        require_int_range("stacked_models", self.stacked_models, 1, 4096)
+        require_int_range("repeats", self.repeats, 1, 1000)
+        require(0 < self.min_seconds <= 60, f"min_seconds must be in (0, 60], got {self.min_seconds!r}")
+        require(0.0 <= self.dead_fraction < 1.0, f"dead_fraction must be in [0, 1), got {self.dead_fraction!r}")
+        require_int_range("stacked_models", self.stacked_models, 0, 4096)
         require_int_range("stacked_d", self.stacked_d, 1, 65536)
         require_int_range("stacked_width", self.stacked_width, 1, 1 << 20)
-        require(len(self.stacked_batches) >= 1, "stacked_batches must name at least one batch size")
         for b in self.stacked_batches:
             require_int_range("stacked_batches", b, 1, 1 << 20)
         require_int_range("world_s", self.world_s, 1)
-        require(0 < self.min_seconds <= 60, f"min_seconds must be in (0, 60], got {self.min_seconds!r}")
+        require(isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+                f"device must be cpu, cuda[:i] or mps, got {self.device!r}")
         require_int_range("matmul_size", self.matmul_size, 16, 8192)
 
     @classmethod
     def quick(cls) -> "BenchConfig":
         """A CI-sized run: tiny shapes, short trials (seconds, not minutes)."""
-        return cls(shapes=((16, 64),), batch=64, methods=("gba", "topk"), stacked_models=4,
-                   stacked_d=16, stacked_width=64, stacked_batches=(64,), min_seconds=0.05, matmul_size=256)
+        return cls(shapes=((16, 64),), batch=64, methods=("gba", "topk"), repeats=2, min_seconds=0.02,
+                   stacked_d=16, stacked_width=64, stacked_batches=(64,), matmul_size=256)
 
 
 # -- timing the library's steps -------------------------------------------------------------------------
@@ -202,85 +215,247 @@ def bench_world(d: int, width: int, s: int):
     return World(WorldConfig(n=n, d=d, s=min(s, n)))
 
 
-def library_step(method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0):
-    """A closure running one training step of ``method`` (``models`` stacked) on world data.
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def batch_pool(d: int, width: int, batch: int, s: int = 5, seed: int = 0, device: str = "cpu", count: int = 4):
+    """``count`` world batches [B, d] that the timed steps cycle through (generation is not timed)."""
+    world = bench_world(d, width, s)
+    gen = torch.Generator().manual_seed(seed)
+    return [world.sample(batch, gen, device=device) for _ in range(count)]
+
+
+class LibraryStep:
+    """A closure running one training step of ``method`` (``models`` stacked) on pooled world batches.
 
     It runs the trainer's own ``one_step`` on a freshly initialised stack, the code path of
-    ``polysemy.sae.train`` (as ``polysemy.sae.timing.time_steps`` does; a closure is needed here to
-    repeat trials and count FLOPs). Batches are drawn from a world before timing and cycled, so data
-    generation is not timed here (it is measured on its own by :func:`datagen_cost`).
-    """
-    import itertools
+    ``polysemy.sae.train``. Batches are drawn before timing and cycled (data generation is measured on
+    its own by :func:`datagen_cost`). gba and ba start as they train, with biases at their quantile
+    initialisation (each neuron fires at its target on the first batch: their default ``bias_init``).
+    ``dead``: latent ids forced dead before every step (methods with AuxK). ``last`` is the last step's
+    output (L0, AuxK loss)."""
 
-    from ..sae import TrainConfig, get_method
-    from ..sae.adam import StackedAdam
-    from ..sae.trainer import one_step
+    def __init__(self, method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0,
+                 pool=None, dead: torch.Tensor | None = None, device: str = "cpu",
+                 params: dict | None = None):
+        import itertools
 
-    world = bench_world(d, width, 5)
-    gen = torch.Generator().manual_seed(seed)
-    pool = [world.sample(batch, gen) for _ in range(4)]
-    with warnings.catch_warnings():  # e.g. gba's "buffer covers few samples" at tiny batches
-        warnings.simplefilter("ignore", UserWarning)
-        cfgs = [TrainConfig(method=method, width=width, batch_size=batch, seed=seed + g) for g in range(models)]
-    m = get_method(method)
+        from ..sae import TrainConfig, get_method
+        from ..sae.adam import StackedAdam
 
-    def batch_GBD(x_BD):
-        return x_BD[None].expand(models, -1, -1).contiguous()
+        pool = pool if pool is not None else batch_pool(d, width, batch, seed=seed, device=device)
+        with warnings.catch_warnings():  # e.g. gba's "buffer covers few samples" at tiny batches
+            warnings.simplefilter("ignore", UserWarning)
+            cfgs = [TrainConfig(method=method, width=width, batch_size=batch, seed=seed + g, params=params or {})
+                    for g in range(models)]
+        self.method = get_method(method)
+        xs = [x[None].expand(models, -1, -1).contiguous() for x in pool]
+        self.model = self.method.init_model(cfgs, d, xs[0])
+        self.cfgs, self.x0 = cfgs, xs[0]
+        self.hyper = self.method.hyper(cfgs, d, xs[0].device)
+        self.optimizer = StackedAdam(self.model.trainable(), torch.tensor([c.lr for c in cfgs], device=xs[0].device))
+        self.dead = dead if (dead is not None and "dead_steps_G" in self.hyper) else None
+        self.xs = itertools.cycle(xs)
+        self.steps = itertools.count()
+        self.last = None
 
-    x0 = batch_GBD(pool[0])
-    model = m.init_model(cfgs, d, x0)
-    hyper = m.hyper(cfgs, d, x0.device)
-    optimizer = StackedAdam(model.trainable(), torch.tensor([c.lr for c in cfgs]))
-    xs = itertools.cycle([batch_GBD(x) for x in pool])
-    counter = itertools.count()
+    def between_trials(self) -> None:
+        """Untimed, before each timing trial: gba/ba biases back at their targets (re-running their
+        quantile initialisation on the current encoder), the state bias adaptation maintains every
+        ``adapt_every`` steps; a few dozen timed steps at lr 1e-2 without an adaptation would otherwise
+        let L0 drift far above it."""
+        if hasattr(self.method, "init_biases") and hasattr(self.model, "target_GM"):
+            with torch.no_grad():
+                self.method.init_biases(self.model, self.cfgs, self.x0)
 
-    def step():
-        one_step(m, model, optimizer, hyper, next(xs), next(counter), 1.0)
+    def __call__(self):
+        from ..sae.trainer import one_step
 
-    return step
-
-
-def time_step(step: Callable[[], object], label: str, d: int, width: int, batch: int,
-              matmul_gflops: float, min_seconds: float, overhead_seconds: float) -> dict:
-    """Samples/s of one step closure at one shape, its counted FLOPs and its fraction of the roofline."""
-    seconds = seconds_per_call(step, min_seconds=min_seconds, warmup=3)
-    flops = count_matmul_flops(step)
-    products_s = matmul_only_seconds(batch, d, width, min_seconds=min_seconds / 2)
-    shape_rate = nominal_step_flops(batch, d, width) / products_s / 1e9
-    matmul_s = flops / (shape_rate * 1e9)
-    return {
-        "d": d, "width": width, "batch": batch, "method": label,
-        "step_seconds": seconds, "samples_per_second": batch / seconds,
-        "step_flops": flops, "flops_per_BdM": flops / (batch * d * width),
-        "step_gflops": flops / seconds / 1e9,
-        "roofline_fraction": flops / seconds / 1e9 / matmul_gflops,
-        "shape_matmul_gflops": shape_rate,
-        "matmul_only_fraction": matmul_s / seconds,
-        "limit": classify_limit(seconds, matmul_s, overhead_seconds, shape_rate, matmul_gflops),
-    }
+        step = next(self.steps)
+        if self.dead is not None:   # silent for dead_after_samples: AuxK takes them this step
+            self.model.last_fired_GM[:, self.dead] = step - self.hyper["dead_steps_G"][:, None]
+        self.last = one_step(self.method, self.model, self.optimizer, self.hyper, next(self.xs), step, 1.0)
+        return self.last
 
 
-def stacked_speedup(method: str, models: int, d: int, width: int, batch: int, min_seconds: float) -> dict:
+def library_step(method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0, **kw):
+    """A :class:`LibraryStep` (kept as a function for the callers of earlier versions)."""
+    return LibraryStep(method, d, width, batch, models=models, seed=seed, **kw)
+
+
+class SparsifyStep:
+    """One training step of EleutherAI sparsify's TopK ``SparseCoder``, the recipe of
+    ``peer_adapters.sparsify_peer`` (its defaults: unit-norm decoder, FVU loss, the gradient parallel
+    to decoder rows removed, schedule-free signum), on the same pooled batches; ``dead`` latent ids are
+    passed as its ``dead_mask`` and its AuxK loss added with weight ``aux_coef`` (1/32, as ours)."""
+
+    def __init__(self, d: int, width: int, k: int, pool, dead: torch.Tensor | None = None,
+                 aux_coef: float = 1.0 / 32.0, seed: int = 0, device: str = "cpu"):
+        import itertools
+
+        from .peer_adapters.sparsify_peer import _import, default_lr
+
+        SparseCoder, SparseCoderConfig, SignSGD, ScheduleFreeWrapper = _import()
+        torch.manual_seed(seed)
+        self.coder = SparseCoder(d, SparseCoderConfig(num_latents=width, k=int(k)), device=device,
+                                 dtype=torch.float32)
+        self.coder.b_dec.data = pool[0].mean(0)
+        self.optimizer = ScheduleFreeWrapper(SignSGD([{"params": self.coder.parameters(), "lr": default_lr(width)}]),
+                                             momentum=0.95)
+        self.optimizer.train()
+        self.dead_mask = None
+        if dead is not None:
+            self.dead_mask = torch.zeros(width, dtype=torch.bool, device=device)
+            self.dead_mask[dead] = True
+        self.aux_coef = aux_coef
+        self.xs = itertools.cycle(pool)
+
+    def __call__(self):
+        x = next(self.xs)
+        self.coder.set_decoder_norm_to_unit_norm()
+        out = self.coder(x=x, y=x, dead_mask=self.dead_mask)
+        loss = out.fvu + self.aux_coef * out.auxk_loss if self.dead_mask is not None else out.fvu
+        loss.backward()
+        self.coder.remove_gradient_parallel_to_decoder_directions()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return out
+
+
+def sparsify_available() -> bool:
+    try:
+        from .peer_adapters.sparsify_peer import _import
+
+        _import()
+    except Exception:
+        return False
+    return True
+
+
+def encoder_product(d: int, width: int, batch: int, device: str = "cpu"):
+    """The limit's yardstick: one dense [B, d] x [d, M] product (2·B·d·M FLOPs), into a reused output."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, d, generator=gen).to(device)
+    W = torch.randn(d, width, generator=gen).to(device)
+    out = torch.empty(batch, width, device=device)
+    return lambda: torch.mm(x, W, out=out)
+
+
+def _trial(fn, min_seconds: float, device: str) -> float:
+    """Mean seconds per call over at least ``min_seconds`` (at least one call). On a GPU the calls are
+    queued without waiting and the device is synchronised once at each end."""
+    _sync(device)
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        if time.perf_counter() - start >= min_seconds:
+            _sync(device)
+            return (time.perf_counter() - start) / calls
+
+
+def alternate(contenders: dict, repeats: int, min_seconds: float, device: str = "cpu",
+              warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each contender, over ``repeats`` rounds that time every contender
+    once in turn (A, B, C, A, B, C, ...), after ``warmup`` untimed calls each."""
+    import statistics
+
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            if hasattr(fn, "between_trials"):      # untimed state reset (LibraryStep)
+                fn.between_trials()
+            times[name].append(_trial(fn, min_seconds, device))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def stacked_speedup(method: str, models: int, d: int, width: int, batch: int, min_seconds: float,
+                    device: str = "cpu", repeats: int = 3) -> dict:
     """Seconds per step of ``models`` stacked models against ``models`` single-model steps."""
-    stacked = seconds_per_call(library_step(method, d, width, batch, models=models), min_seconds=min_seconds)
-    single = seconds_per_call(library_step(method, d, width, batch, models=1), min_seconds=min_seconds)
+    pool = batch_pool(d, width, batch, device=device)
+    secs = alternate({"stacked": LibraryStep(method, d, width, batch, models=models, pool=pool, device=device),
+                      "single": LibraryStep(method, d, width, batch, models=1, pool=pool, device=device)},
+                     repeats, min_seconds, device)
     return {"method": method, "models": models, "d": d, "width": width, "batch": batch,
-            "stacked_step_seconds": stacked, "sequential_step_seconds": models * single,
-            "speedup": models * single / stacked}
+            "stacked_step_seconds": secs["stacked"], "sequential_step_seconds": models * secs["single"],
+            "speedup": models * secs["single"] / secs["stacked"]}
 
 
-def datagen_cost(d: int, width: int, batch: int, s: int, step_seconds: float, min_seconds: float) -> dict:
+def datagen_cost(d: int, width: int, batch: int, s: int, step_seconds: float, min_seconds: float,
+                 device: str = "cpu") -> dict:
     """Seconds to sample one batch of the world that feeds a step, as a fraction of that step."""
     world = bench_world(d, width, s)
     gen = torch.Generator().manual_seed(1)
-    seconds = seconds_per_call(lambda: world.sample(batch, gen), min_seconds=min_seconds)
+
+    def sample():
+        world.sample(batch, gen, device=device)
+        _sync(device)
+
+    seconds = seconds_per_call(sample, min_seconds=min_seconds)
     return {"d": d, "width": width, "batch": batch, "n": world.n, "s": s,
             "sample_seconds": seconds, "step_seconds": step_seconds, "fraction": seconds / step_seconds}
 
 
-def overhead_floor(method: str, min_seconds: float) -> float:
-    """Seconds of a step at a tiny shape (d = 8, width 64, batch 8): dispatch and Python cost only."""
-    return seconds_per_call(library_step(method, 8, 64, 8), min_seconds=min_seconds)
+def _path(step: "LibraryStep", l0: float, width: int, device: str) -> str:
+    """Which decode path the step took (the rule of ``polysemy.sae.sparse``)."""
+    from ..sae import sparse
+
+    method = step.method
+    if not getattr(method, "sparse_codes", True) or method.name == "relu-l1":
+        return "dense"
+    if sparse.decode_mode() != "auto":
+        return sparse.decode_mode()
+    ks = step.hyper.get("ks")
+    if ks is not None:                     # topk, batchtopk: decided by k, without looking at the data
+        return "sparse" if all(method.static_choice(step.hyper, width, device)) else "dense"
+    if torch.device(device).type != "cpu":  # gba, ba, jumprelu off the CPU: dense (no host sync)
+        return "dense"
+    return "sparse" if l0 <= sparse.SPARSE_MAX_L0_FRACTION * width else "dense"
+
+
+def bench_shape(cfg: BenchConfig, d: int, width: int, use_sparsify: bool) -> tuple[dict, list[dict]]:
+    """Every contender at one shape, alternating: (the limit entry, one row per method)."""
+    B, device = cfg.batch, cfg.device
+    pool = batch_pool(d, width, B, s=cfg.world_s, device=device)
+    n_dead = int(round(cfg.dead_fraction * width))
+    dead = torch.randperm(width, generator=torch.Generator().manual_seed(2))[:n_dead].to(device) if n_dead else None
+    steps = {m: LibraryStep(m, d, width, B, pool=pool, dead=dead, device=device) for m in cfg.methods}
+    contenders = {"limit": encoder_product(d, width, B, device), **steps}
+    k = None
+    if use_sparsify:
+        from ..sae import TrainConfig
+
+        k = TrainConfig(method="topk", width=width).method_params.k
+        contenders["sparsify-topk"] = SparsifyStep(d, width, k, pool, dead=dead, device=device)
+    seconds = alternate(contenders, cfg.repeats, cfg.min_seconds, device)
+    limit = B / seconds["limit"]
+    theirs = B / seconds["sparsify-topk"] if "sparsify-topk" in seconds else None
+    rows = []
+    for m, step in steps.items():
+        step.between_trials()
+        out = step()                          # one more step: what it does (L0, AuxK), and its FLOPs
+        l0 = float(out.fired_GM.sum()) / B
+        aux = out.extras.get("aux_loss")
+        flops = count_matmul_flops(step)
+        sps = B / seconds[m]
+        rows.append({
+            "d": d, "width": width, "batch": B, "method": m, "step_seconds": seconds[m], "samples_per_second": sps,
+            "limit_samples_per_second": limit, "limit_fraction": sps / limit, "l0": l0,
+            "path": _path(step, l0, width, device), "dead_latents": n_dead if step.dead is not None else 0,
+            "aux_loss": float(aux.sum()) if aux is not None else None,
+            "step_flops": flops, "flops_per_BdM": flops / (B * d * width),
+            "sparsify_samples_per_second": theirs, "sparsify_k": k,
+            "vs_sparsify": sps / theirs if theirs else None,
+        })
+    entry = {"d": d, "width": width, "batch": B, "encoder_product_seconds": seconds["limit"],
+             "limit_samples_per_second": limit, "encoder_gflops": 2.0 * B * d * width / seconds["limit"] / 1e9,
+             "sparsify_samples_per_second": theirs}
+    return entry, rows
 
 
 def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
@@ -289,55 +464,47 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
 
     from .peers import machine_info
 
-    matmul_start = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
-    floors = {m: overhead_floor(m, cfg.min_seconds / 2) for m in cfg.methods}
-    floors["reference-relu"] = seconds_per_call(ReferenceStep(8, 8, 64), min_seconds=cfg.min_seconds / 2)
-    timed = []
-    jobs = [(d, w, m) for d, w in cfg.shapes for m in cfg.methods] + [(d, w, None) for d, w in cfg.shapes]
-    roofline_samples = [matmul_start]
-    for i, (d, w, m) in enumerate(tqdm(jobs, desc="bench", unit="step", file=sys.stderr, disable=not progress)):
-        if i % len(cfg.methods) == 0 and i:  # re-measure the roofline now and then: keep the best
-            roofline_samples.append(measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds))
-        if m is None:  # the bare-torch yardstick at the same shape
-            step, label, floor = ReferenceStep(cfg.batch, d, w), "reference-relu", floors["reference-relu"]
-        else:
-            step, label, floor = library_step(m, d, w, cfg.batch), m, floors[m]
-        timed.append(time_step(step, label, d, w, cfg.batch, matmul_start, cfg.min_seconds, floor))
-    head_method = "gba" if "gba" in cfg.methods else cfg.methods[0]
-    stacked = [stacked_speedup(head_method, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width, b,
-                               cfg.min_seconds) for b in cfg.stacked_batches]
+    use_sparsify = cfg.sparsify and sparsify_available()
+    limits, rows = [], []
+    for d, w in tqdm(cfg.shapes, desc="bench", unit="shape", file=sys.stderr, disable=not progress):
+        entry, shape_rows = bench_shape(cfg, d, w, use_sparsify)
+        limits.append(entry)
+        rows += shape_rows
+    head = "gba" if "gba" in cfg.methods else cfg.methods[0]
     datagen = []
     for d, w in cfg.shapes:
-        step_s = next(r["step_seconds"] for r in timed if (r["d"], r["width"], r["method"]) == (d, w, head_method))
-        datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds))
-    matmul_end = measure_matmul_gflops(cfg.matmul_size, min_seconds=cfg.min_seconds)
-    roofline_samples.append(matmul_end)
-    matmul = max(roofline_samples)
-    for r in timed:  # rescale to the best roofline observed in the run
-        r["roofline_fraction"] = r["step_gflops"] / matmul
-        r["limit"] = classify_limit(r["step_seconds"], r["matmul_only_fraction"] * r["step_seconds"],
-                                    floors.get(r["method"], 0.0), r["shape_matmul_gflops"], matmul)
-    shapes = [r for r in timed if r["method"] != "reference-relu"]
-    reference = [r for r in timed if r["method"] == "reference-relu"]
-    target = next((g for g in datagen if (g["d"], g["width"]) == (256, 2048)), datagen[0])
-    goal_row = next((r for r in shapes if (r["d"], r["width"], r["method"]) == (256, 2048, head_method)), None)
+        step_s = next(r["step_seconds"] for r in rows if (r["d"], r["width"], r["method"]) == (d, w, head))
+        datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds, cfg.device))
+    stacked = [stacked_speedup(head, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width, b, cfg.min_seconds,
+                               cfg.device) for b in cfg.stacked_batches] if cfg.stacked_models > 0 else []
+
+    def row(method, d, w):
+        return next((r for r in rows if (r["method"], r["d"], r["width"]) == (method, d, w)), None)
+
+    def ratio(method, d, w):
+        r = row(method, d, w)
+        return r["vs_sparsify"] if r else None
+
+    goals = {
+        "topk_vs_sparsify_128x1024": ratio("topk", 128, 1024), "topk_vs_sparsify_768x4096": ratio("topk", 768, 4096),
+        "gba_vs_sparsify_128x1024": ratio("gba", 128, 1024),
+        "gba_limit_fraction_768x4096": (row("gba", 768, 4096) or {}).get("limit_fraction"),
+        "goal_topk_vs_sparsify": 1.0, "goal_gba_vs_sparsify": 1.5, "goal_gba_limit_fraction": 0.5,
+    }
     return {
-        "matmul_gflops": matmul, "matmul_gflops_start": matmul_start, "matmul_gflops_end": matmul_end,
-        "matmul_gflops_samples": roofline_samples,
-        "matmul_size": cfg.matmul_size,
-        "flop_count": "matrix-product FLOPs of one step, counted with torch FlopCounterMode "
-                      "(2 per multiply-add); a plain step is 10*B*d*M; see flops_per_BdM per method",
-        "shapes": shapes, "reference": reference,
-        "overhead_floor_seconds": floors,
-        "stacked_speedup": stacked[0]["speedup"], "stacked": stacked,
-        "datagen_fraction": target["fraction"], "datagen": datagen,
-        "goals": {
-            "roofline_fraction_gba_256x2048": goal_row["roofline_fraction"] if goal_row else None,
-            "roofline_goal": 0.5, "stacked_goal": 4.0, "datagen_goal": 0.2,
-        },
-        "config": cfg.to_dict(), "machine": machine_info(), "load_average": _load_average(),
+        "shapes": rows, "limits": limits, "sparsify": use_sparsify,
+        "datagen_fraction": max(g["fraction"] for g in datagen), "datagen": datagen,
+        "stacked": stacked, "stacked_speedup": stacked[0]["speedup"] if stacked else None,
+        "goals": goals, "decode_mode": _decode_mode(), "config": cfg.to_dict(), "machine": machine_info(),
+        "load_average": _load_average(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _decode_mode() -> str:
+    from ..sae import sparse
+
+    return sparse.decode_mode()
 
 
 def _load_average():
@@ -347,50 +514,57 @@ def _load_average():
         return None
 
 
+def _num(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
 def format_bench(result: dict) -> str:
     """The bench result as readable tables."""
-    lines = [f"dense fp32 matmul ({result['matmul_size']}^3): {result['matmul_gflops']:.1f} GFLOP/s "
-             f"(load average {result.get('load_average')})",
-             f"FLOPs counted per step: {result['flop_count']}", ""]
-    head = (f"{'d':>5} {'width':>6} {'method':<15} {'samples/s':>10} {'FLOPs/BdM':>9} {'GFLOP/s':>8} "
-            f"{'roofline':>8} {'in matmul':>9}  limit")
+    lines = [f"device {result['config']['device']}, {result['machine']['torch_threads']} thread(s), "
+             f"load average {result.get('load_average')}; medians of {result['config']['repeats']} alternating trials", ""]
+    head = (f"{'d':>5} {'width':>6} {'method':<10} {'samples/s':>10} {'limit':>10} {'of limit':>8} "
+            f"{'sparsify':>10} {'vs spars.':>9} {'L0':>7} {'path':<6} {'dead':>5}")
     lines += [head, "-" * len(head)]
-    for r in result["shapes"] + result["reference"]:
-        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<15} {r['samples_per_second']:>10.0f} "
-                     f"{r['flops_per_BdM']:>9.1f} {r['step_gflops']:>8.1f} {r['roofline_fraction']:>8.3f} "
-                     f"{r['matmul_only_fraction']:>9.3f}  {r['limit']}")
+    for r in result["shapes"]:
+        lines.append(f"{r['d']:>5} {r['width']:>6} {r['method']:<10} {r['samples_per_second']:>10.0f} "
+                     f"{r['limit_samples_per_second']:>10.0f} {r['limit_fraction']:>8.3f} "
+                     f"{_num(r['sparsify_samples_per_second'], '10.0f'):>10} {_num(r['vs_sparsify'], '9.2f'):>9} "
+                     f"{r['l0']:>7.1f} {r['path']:<6} {r['dead_latents']:>5}")
     lines.append("")
+    g = result["goals"]
+    lines.append(f"goals: topk vs sparsify {_num(g['topk_vs_sparsify_128x1024'], '.2f')} (128x1024), "
+                 f"{_num(g['topk_vs_sparsify_768x4096'], '.2f')} (768x4096), goal >= 1.0; gba vs sparsify TopK "
+                 f"{_num(g['gba_vs_sparsify_128x1024'], '.2f')} (128x1024), goal >= 1.5; gba of the limit "
+                 f"{_num(g['gba_limit_fraction_768x4096'], '.2f')} (768x4096), goal >= 0.5")
+    if not result["sparsify"]:
+        lines.append("sparsify is not installed (pip install -e '.[peers]'): no sparsify column")
     for s in result["stacked"]:
         lines.append(f"stacked {s['models']} x {s['method']} (d={s['d']}, width={s['width']}, batch={s['batch']}): "
                      f"{s['stacked_step_seconds'] * 1e3:.2f} ms/step stacked vs {s['sequential_step_seconds'] * 1e3:.2f} "
-                     f"ms sequential -> speed-up {s['speedup']:.2f}x (goal >= 4)")
+                     f"ms sequential -> speed-up {s['speedup']:.2f}x")
     for g in result["datagen"]:
         lines.append(f"data generation d={g['d']} n={g['n']} s={g['s']}: {g['sample_seconds'] * 1e3:.2f} ms per batch "
-                     f"= {g['fraction']:.3f} of the step it feeds (goal < 0.2)")
+                     f"= {g['fraction']:.3f} of the step it feeds")
     return "\n".join(lines)
+
+
+BENCH_CSV_COLUMNS = ["d", "width", "batch", "method", "samples_per_second", "limit_samples_per_second",
+                     "limit_fraction", "sparsify_samples_per_second", "vs_sparsify", "l0", "path", "dead_latents",
+                     "aux_loss", "step_seconds", "step_flops", "flops_per_BdM"]
 
 
 def save_bench(result: dict, out_dir: str) -> dict:
     """Write bench.json and bench.csv (one row per shape and method) under ``out_dir``, atomically."""
     import csv
     import io
-    import json
 
-    os.makedirs(out_dir, exist_ok=True)
+    from ..atomic import write_json_atomic, write_text_atomic
+
     paths = {"json": os.path.join(out_dir, "bench.json"), "csv": os.path.join(out_dir, "bench.csv")}
-    tmp = f"{paths['json']}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(result, fh, indent=1, default=str)
-    os.replace(tmp, paths["json"])
-    rows = result["shapes"] + result["reference"]
-    cols = ["d", "width", "batch", "method", "samples_per_second", "step_seconds", "flops_per_BdM",
-            "step_gflops", "roofline_fraction", "shape_matmul_gflops", "matmul_only_fraction", "limit"]
+    write_json_atomic(paths["json"], result, default=str)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=BENCH_CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
-    tmp = f"{paths['csv']}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(buf.getvalue())
-    os.replace(tmp, paths["csv"])
+    writer.writerows(result["shapes"])
+    write_text_atomic(paths["csv"], buf.getvalue())
     return paths

@@ -115,12 +115,14 @@ class ActivationStore:
 
         Each epoch visits the shards in a seeded random order, ``buffer_shards`` at a time; the rows of
         a buffer are shuffled together, and the remainder is carried into the next buffer. Deterministic
-        for a given ``seed``.
+        for a given ``seed``. On a GPU each shuffled buffer is pinned once and its batches are copied with
+        ``non_blocking=True``, so a copy overlaps the previous training step.
         """
         require(isinstance(batch_size, int) and batch_size >= 1, f"batch_size must be an integer in [1, inf), got {batch_size!r}")
         require(isinstance(buffer_shards, int) and buffer_shards >= 1, f"buffer_shards must be an integer in [1, inf), got {buffer_shards!r}")
         gen = torch.Generator().manual_seed(int(seed))
         carry = torch.empty(0, self.d)
+        to_gpu = torch.device(device).type == "cuda"
         while True:
             order = torch.randperm(self.n_shards, generator=gen).tolist()
             for start in range(0, len(order), buffer_shards):
@@ -128,8 +130,9 @@ class ActivationStore:
                 buffer = torch.cat(parts)
                 buffer = buffer[torch.randperm(buffer.shape[0], generator=gen)]
                 n_full = buffer.shape[0] // batch_size
+                source = buffer.pin_memory() if to_gpu else buffer
                 for b in range(n_full):
-                    yield buffer[b * batch_size:(b + 1) * batch_size].to(device)
+                    yield source[b * batch_size:(b + 1) * batch_size].to(device, non_blocking=to_gpu)
                 carry = buffer[n_full * batch_size:]
             if self.meta["n_kept_tokens"] < batch_size and carry.shape[0] < batch_size:
                 raise ConfigError(f"batch_size must be at most the store's {self.meta['n_kept_tokens']} tokens, got {batch_size}")

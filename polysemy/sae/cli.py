@@ -107,6 +107,10 @@ def register(subparsers) -> None:
     t.add_argument("--log-every", type=int, default=100, help="steps between history rows (default 100)")
     t.add_argument("--stop-on-plateau", action="store_true", help="stop once recovery has plateaued")
     t.add_argument("--eval-samples", type=int, default=8192, help="fresh samples for the report (default 8192)")
+    t.add_argument("--device", default="cpu",
+                   help="where to train: cpu (default), cuda, cuda:1, ...; batches are composed there")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
+                   help="fp32 (default), tf32 (CUDA matmuls) or bf16 (autocast of the step)")
     k = parser.add_argument_group("method knobs (only those of the chosen method)")
     for flag, (typ, _, help_text) in METHOD_KNOBS.items():
         k.add_argument(f"--{flag}", type=typ, default=None, help=help_text)
@@ -264,7 +268,7 @@ def run_train(args) -> int:
     from .checkpoint import save_checkpoint
     from .evaluate import evaluate_on_world
     from .registry import get_method
-    from .trainer import train
+    from .trainer import check_device, to_cpu, train
 
     target = _check_outputs(args)
     resumed = None
@@ -295,11 +299,15 @@ def run_train(args) -> int:
             if step % every == 0 and step < cfg.steps:
                 save_checkpoint(results()[0], target, extra_json={RUN_FILE: run_info})
 
-    data = world.stream(cfg.batch_size, seed=data_seed)
+    device = check_device(args.device)
+    data = world.stream(cfg.batch_size, seed=data_seed, device=device)
     if resumed is not None:
         data = itertools.islice(data, resumed.steps, None)   # the batches the killed run had not used
     started = time.perf_counter()
-    result = train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed, on_log=on_log)
+    result = train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed, on_log=on_log,
+                   device=device, precision=args.precision)
+    if device.type != "cpu":   # evaluation and checkpoints are on the CPU
+        result = to_cpu(result)
     seconds = time.perf_counter() - started + (resumed.seconds if resumed is not None else 0.0)
     metrics = evaluate_on_world(result.model, world, n_samples=eval_samples)
     warning = diagnostics.bound_warning(result.history)

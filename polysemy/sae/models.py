@@ -215,12 +215,13 @@ class UntiedSAE(StackedSAE):
         return self.W_dec_GMD.detach()
 
 
-def topk_acts(pre_GBM: torch.Tensor, k_G: torch.Tensor) -> torch.Tensor:
+def topk_acts(pre_GBM: torch.Tensor, k_G: torch.Tensor, ks: list[int] | None = None) -> torch.Tensor:
     """relu of the k_g largest pre-activations per sample, zero elsewhere (Gao et al. 2024).
-    Models of a stack may have different k: take the top max(k) and mask ranks >= k_g."""
-    k_max = int(k_G.max())
+    Models of a stack may have different k: take the top max(k) and mask ranks >= k_g.
+    ``ks``: the same k_g as Python ints, which spares a host sync (training passes them)."""
+    k_max, k_min = (max(ks), min(ks)) if ks is not None else (int(k_G.max()), int(k_G.min()))
     values, index = pre_GBM.topk(k_max, dim=2)
-    if int(k_G.min()) != k_max:
+    if k_min != k_max:
         rank_ok = torch.arange(k_max, device=pre_GBM.device)[None, None, :] < k_G[:, None, None]
         values = values * rank_ok
     return torch.zeros_like(pre_GBM).scatter(2, index, torch.relu(values))

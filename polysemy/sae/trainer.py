@@ -4,14 +4,16 @@
 same structure, see ``Method.structure_key``, share one stack; others are trained as separate stacks).
 Both run :func:`_train_stack`, so a stack of G models gives the same result as G single runs.
 
-Per step: fetch a batch -> ``method.loss_and_grads`` -> non-finite check -> Adam -> ``after_update``
-(unit-norm rows) -> latent firing bookkeeping -> ``end_of_step`` (bias adaptation). Every
+Per step: fetch a batch -> ``method.loss_and_grads`` -> Adam -> ``after_update`` (unit-norm rows) ->
+latent firing bookkeeping -> ``end_of_step`` (bias adaptation); no step reads a value back from the
+device, so a GPU runs ahead of Python. Inputs and losses are checked for NaN/inf at log time. Every
 ``log_every`` steps a row per model goes to ``TrainResult.history``: loss, mse, l0, alive/dead
 fraction over the log interval, FRR(0.9), FRR(0.99) and MMCS when the truth is given, method extras.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -51,8 +53,11 @@ class TrainResult:
 
 # -- public entry points -------------------------------------------------------------------------------
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
 def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool = True,
-          resume: TrainResult | None = None, on_log=None) -> TrainResult:
+          resume: TrainResult | None = None, on_log=None, device=None, precision: str = "fp32") -> TrainResult:
     """Train one SAE on ``data`` (any iterable of float tensors [B, d], or objects with ``.x``).
 
     truth:  optional [n, d] true features, used only for logging recovery and early stopping.
@@ -62,18 +67,25 @@ def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool =
             ``log_every`` steps and at the end); ``results()`` returns the run so far as a TrainResult
             list, which :func:`~polysemy.sae.checkpoint.save_checkpoint` can save and ``resume`` continue
             exactly (``polysemy train --checkpoint-every`` uses it).
+    device: where to train (None: where the batches are). CPU batches bound for a GPU are pinned and
+            copied with ``non_blocking=True``; a world stream can also compose them there
+            (``world.stream(..., device=...)``). The model stays on the device (``.cpu()`` it to evaluate
+            on CPU data).
+    precision: "fp32" (default), "tf32" (CUDA matmuls in TF32, ~10 mantissa bits) or "bf16" (the step
+            under ``torch.autocast(bfloat16)``; parameters, Adam state and statistics stay fp32).
     """
     return _train_stack([cfg], [data], d, [truth], progress, [resume] if resume is not None else None,
-                        on_log)[0]
+                        on_log, device, precision)[0]
 
 
 def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: bool = True,
-                  resume: list[TrainResult] | None = None) -> list[TrainResult]:
+                  resume: list[TrainResult] | None = None, device=None, precision: str = "fp32") -> list[TrainResult]:
     """Train G configs as stacked tensors; returns results in the order of ``cfgs``.
 
     datas: a list with one iterable per config, or one shared iterable (then every model of a stack
            sees the same batches). truth: None, one [n, d] array for all, or a list with one per config.
     Configs whose ``structure_key`` differs are trained as separate stacks, one after another.
+    device, precision: as for :func:`train`.
     """
     cfgs = list(cfgs)
     if not cfgs:
@@ -96,7 +108,7 @@ def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: 
         sub_data = shared_iter if shared else [datas[i] for i in members]
         sub_resume = [resume[i] for i in members] if resume is not None else None
         out = _train_stack([cfgs[i] for i in members], sub_data, d, [truths[i] for i in members],
-                           progress, sub_resume)
+                           progress, sub_resume, None, device, precision)
         for i, r in zip(members, out):
             results[i] = r
     return results
@@ -115,8 +127,9 @@ def train_on_world(cfg: TrainConfig, world, data_seed: int = 0, progress: bool =
 class _Batches:
     """Draws the next [G, B, d] batch from one shared iterator or one iterator per model."""
 
-    def __init__(self, data, G: int, d: int):
+    def __init__(self, data, G: int, d: int, device=None):
         self.G, self.d = G, d
+        self.device = None if device is None else torch.device(device)
         if isinstance(data, list):
             self.iters, self.shared = [iter(x) for x in data], None
         else:
@@ -130,6 +143,10 @@ class _Batches:
             x = x.to(torch.float32)
         if x.dim() != 2 or x.shape[1] != self.d or x.shape[0] < 1:
             raise ConfigError(f"data batches must be float tensors [B, d={self.d}], got shape {tuple(x.shape)}")
+        if self.device is not None and x.device != self.device:
+            if self.device.type == "cuda" and x.device.type == "cpu":
+                return x.pin_memory().to(self.device, non_blocking=True)   # overlaps the running step
+            return x.to(self.device)
         return x
 
     def next(self) -> torch.Tensor | None:
@@ -155,13 +172,18 @@ def lr_scale(cfg: TrainConfig, step: int) -> float:
     return max(0.0, (cfg.steps - step) / max(1.0, cfg.steps - start))
 
 
-def one_step(method, model, optimizer: StackedAdam, hyper: dict, x_GBD: torch.Tensor, step: int, scale: float):
-    """One optimisation step of the loop (shared by the trainer and ``timing.time_steps``)."""
-    out = method.loss_and_grads(model, x_GBD, hyper, step)
-    if not bool(torch.isfinite(out.loss_G).all()):
-        g = int((~torch.isfinite(out.loss_G)).nonzero()[0, 0])
-        raise NonFiniteError(f"training diverged: loss of model {g} is {out.loss_G[g].item()} at step {step} "
-                             f"({_divergence_cause(x_GBD[g])})")
+def one_step(method, model, optimizer: StackedAdam, hyper: dict, x_GBD: torch.Tensor, step: int, scale: float,
+             precision: str = "fp32"):
+    """One optimisation step of the loop (shared by the trainer and ``timing.time_steps``).
+
+    It never reads a value back from the device (no host sync on a GPU): the trainer checks the
+    losses and inputs for NaN/inf at log time (:class:`_FiniteCheck`). ``precision`` applies to the
+    forward/backward computation only; the update is fp32."""
+    if precision == "fp32":
+        out = method.loss_and_grads(model, x_GBD, hyper, step)
+    else:
+        with precision_context(precision, x_GBD.device.type):
+            out = method.loss_and_grads(model, x_GBD, hyper, step)
     optimizer.step(out.grads, scale)
     method.after_update(model, hyper)
     with torch.no_grad():
@@ -176,11 +198,46 @@ INPUT_LIMIT = 1e6
 
 def _divergence_cause(x_BD: torch.Tensor) -> str:
     """Name the likely cause of a non-finite loss: inputs too large for float32, else the learning rate."""
-    peak = float(x_BD.abs().max())
+    return _cause_from_peak(float(x_BD.abs().max()))
+
+
+def _cause_from_peak(peak: float) -> str:
     if peak > INPUT_LIMIT:
         return (f"the input batch has entries up to {peak:.3g}, beyond {INPUT_LIMIT:.0e}, so float32 squares "
                 "overflow: rescale the data to O(1) (e.g. input_scale='mean-norm')")
     return "try a lower lr"
+
+
+class _FiniteCheck:
+    """Finiteness of every step's input batch and loss, checked in one read-back at log time.
+
+    Per step it keeps three small device tensors (no host sync); ``check`` raises the error of the first
+    bad step, naming it (and the likely cause) as a per-step check would: training continues at most
+    to the next log point on non-finite values, and nothing of that is kept (the error propagates)."""
+
+    def __init__(self):
+        self.pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, step: int, x_GBD: torch.Tensor, loss_G: torch.Tensor) -> None:
+        peak_G = x_GBD.detach().abs().amax(dim=(1, 2))          # NaN propagates: also the finiteness flag
+        self.pending.append((step, torch.isfinite(peak_G).all(), loss_G.detach(), peak_G))
+
+    def check(self) -> None:
+        if not self.pending:
+            return
+        inputs_ok = torch.stack([x_ok for _, x_ok, _, _ in self.pending])
+        losses = torch.stack([loss for _, _, loss, _ in self.pending])
+        if bool(inputs_ok.all() & torch.isfinite(losses).all()):    # the one read-back
+            self.pending.clear()
+            return
+        for step, x_ok, loss, peak_G in self.pending:
+            if not bool(x_ok):
+                raise NonFiniteError(f"input batch at step {step} contains NaN or infinity")
+            bad = ~torch.isfinite(loss)
+            if bool(bad.any()):
+                g = int(bad.nonzero()[0, 0])
+                raise NonFiniteError(f"training diverged: loss of model {g} is {loss[g].item()} at step {step} "
+                                     f"({_cause_from_peak(float(peak_G[g]))})")
 
 
 def _check_finite_state(model, step: int) -> None:
@@ -218,12 +275,35 @@ def _stack_from(method, cfgs, d, resumes, device):
     return model, opt_state
 
 
-def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[TrainResult]:
+@contextlib.contextmanager
+def precision_context(precision: str, device_type: str):
+    """The numeric mode of a training step (see :func:`train`)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16":
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            yield
+        return
+    if precision == "tf32" and device_type == "cuda":
+        before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        return
+    yield
+
+
+def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None, device=None,
+                 precision="fp32") -> list[TrainResult]:
     method = get_method(cfgs[0].method)
     G, cfg0 = len(cfgs), cfgs[0]
     if not isinstance(d, int) or d < 1:
         raise ConfigError(f"d must be a positive integer, got {d!r}")
-    batches = _Batches(data, G, d)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    batches = _Batches(data, G, d, device)
     started = time.perf_counter()
     x = batches.next()
     if x is None:
@@ -256,6 +336,7 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[
     extra_sum: dict[str, torch.Tensor] = {}
     steps_in_log, samples_in_log = 0, 0
     stop_reason = "steps"
+    finite = _FiniteCheck()
 
     def snapshot(g: int, reason: str) -> TrainResult:
         return TrainResult(model=SAE(model.select(g), cfgs[g].method, cfgs[g]),
@@ -272,10 +353,9 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[
                 if x is None:
                     stop_reason = "data exhausted"
                     break
-            if not bool(torch.isfinite(x).all()):
-                raise NonFiniteError(f"input batch at step {step} contains NaN or infinity")
             B = x.shape[1]
-            out = one_step(method, model, optimizer, hyper, x, step, lr_scale(cfg0, step))
+            out = one_step(method, model, optimizer, hyper, x, step, lr_scale(cfg0, step), precision)
+            finite.add(step, x, out.loss_G)
             fired_sum += out.fired_GM
             loss_sum += out.loss_G
             mse_sum += out.mse_G
@@ -290,6 +370,7 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[
             x = None
             bar.update(1)
             if step % cfg0.log_every == 0 or step == cfg0.steps:
+                finite.check()
                 _check_finite_state(model, step)
                 stats = {
                     "loss": (loss_sum / steps_in_log).tolist(),
@@ -329,9 +410,31 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None) -> list[
                     on_log(step, lambda: [finished[g] or snapshot(g, "steps") for g in range(G)])
                 if all(f is not None for f in finished):
                     break
+        finite.check()      # steps after the last log point (data exhausted)
     finally:
         bar.close()
     return [finished[g] if finished[g] is not None else snapshot(g, stop_reason) for g in range(G)]
+
+
+def check_device(device) -> torch.device:
+    """``device`` as a torch.device, or a ConfigError naming what is wrong (CUDA missing, bad name)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device must be available: {device!r} was asked for but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    return dev
+
+
+def to_cpu(result: TrainResult) -> TrainResult:
+    """The result with its model and optimizer state moved to the CPU (for evaluation and saving)."""
+    result.model.cpu()
+    if result.optimizer_state is not None:
+        result.optimizer_state = {k: v.cpu() for k, v in result.optimizer_state.items()}
+    return result
 
 
 def _plateaued(rows: list[dict], cfg: TrainConfig) -> bool:

@@ -11,6 +11,8 @@ spread, noise), so ``stream(batch_size, seed)`` repeats exactly in any process.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator
@@ -78,23 +80,38 @@ def build_magnitudes(cfg: WorldConfig) -> np.ndarray:
 
 
 class Sampling:
-    """``sample`` and ``stream`` for any world class that defines ``sample_with_truth(B, generator)``."""
+    """``sample`` and ``stream`` for any world class that defines ``sample_with_truth(B, generator)``.
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    ``device`` (e.g. "cuda"): batches for training there. A class whose ``sample_with_truth`` takes a
+    ``device`` (``composes_on_device = True``: :class:`World`) composes the [B, d] batch on the device;
+    any other samples on the CPU and moves x there. The random numbers are drawn on the CPU either way,
+    so a data seed gives the same batches on every device."""
+
+    composes_on_device = False
+
+    def _draw(self, batch_size: int, generator: torch.Generator, device=None) -> Batch:
+        if device is None or torch.device(device).type == "cpu":
+            return self.sample_with_truth(batch_size, generator)
+        if self.composes_on_device:
+            return self.sample_with_truth(batch_size, generator, device)
+        batch = self.sample_with_truth(batch_size, generator)
+        return dataclasses.replace(batch, x=batch.x.to(device))
+
+    def sample(self, batch_size: int, generator: torch.Generator, device=None) -> torch.Tensor:
         """B samples x [B, d] float32 (same numbers as ``sample_with_truth(...).x``)."""
-        return self.sample_with_truth(batch_size, generator).x
+        return self._draw(batch_size, generator, device).x
 
-    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False) -> Iterator:
+    def stream(self, batch_size: int, seed: int = 0, with_truth: bool = False, device=None) -> Iterator:
         """Endless batches from a generator seeded with the data seed ``seed``: Tensor [B, d] or Batch.
         The arguments are checked here, before the first batch is asked for."""
         require_int_range("batch_size", batch_size, 1)
         require_int_range("seed", seed, 0)
         generator = torch.Generator().manual_seed(seed)
-        return self._stream(batch_size, generator, with_truth)
+        return self._stream(batch_size, generator, with_truth, device)
 
-    def _stream(self, batch_size: int, generator: torch.Generator, with_truth: bool) -> Iterator:
+    def _stream(self, batch_size: int, generator: torch.Generator, with_truth: bool, device=None) -> Iterator:
         while True:
-            batch = self.sample_with_truth(batch_size, generator)
+            batch = self._draw(batch_size, generator, device)
             yield batch if with_truth else batch.x
 
 
@@ -104,6 +121,8 @@ class World(Sampling):
     Attributes: config, n, d, V [n, d] float32 (built on first use), magnitudes [n] float32,
     expected_frequencies [n] float64, f (mean frequency = expected L0 / n), expected_l0, expected_rho2.
     """
+
+    composes_on_device = True
 
     def __init__(self, cfg: WorldConfig):
         if not isinstance(cfg, WorldConfig):
@@ -136,8 +155,13 @@ class World(Sampling):
                 f"f={self.f:.4g}, L0={self.expected_l0:.4g}, hash={c.config_hash()})")
 
     # -- sampling ----------------------------------------------------------------------------------
-    def sample_with_truth(self, batch_size: int, generator: torch.Generator) -> Batch:
-        """B samples with their active indices and values (see :class:`Batch`)."""
+    def sample_with_truth(self, batch_size: int, generator: torch.Generator, device=None) -> Batch:
+        """B samples with their active indices and values (see :class:`Batch`).
+
+        ``device`` (e.g. "cuda"): the supports and coefficients are still drawn on the CPU from
+        ``generator`` (so a data seed gives the same batches on every device; they are O(B s)), and the
+        samples x = sum_k values[b, k] V[indices[b, k]] are composed on the device, from a copy of V kept
+        there: the [B, d] batch is born where it is trained on. ``Batch.x`` is on the device."""
         require_int_range("batch_size", batch_size, 1)
         indices_BK = self._support.sample(batch_size, generator)
         padded = self.config.support != "exact"  # exact-s index lists have no padding
@@ -149,12 +173,21 @@ class World(Sampling):
             values_BK *= float(self.config.scale)
         if padded:
             values_BK.masked_fill_(indices_BK < 0, 0.0)
+        on_device = device is not None and torch.device(device).type != "cpu"
+        V = self._V_on(device) if on_device else self.V
         if indices_BK.shape[1] == 0:
-            x_BD = torch.zeros(batch_size, self.d, dtype=torch.float32)
+            x_BD = torch.zeros(batch_size, self.d, dtype=torch.float32, device=V.device)
         else:  # sum_k values[b, k] * V[indices[b, k]]: a fused gather + weighted sum, O(K d) per sample
-            x_BD = torch.nn.functional.embedding_bag(safe_BK, self.V, per_sample_weights=values_BK, mode="sum")
+            x_BD = torch.nn.functional.embedding_bag(safe_BK.to(V.device), V, mode="sum",
+                                                     per_sample_weights=values_BK.to(V.device))
         if self.config.noise > 0:
-            x_BD += float(self.config.noise * self.config.scale) * torch.randn(
-                x_BD.shape, generator=generator, dtype=torch.float32)
+            noise = torch.randn((batch_size, self.d), generator=generator, dtype=torch.float32)
+            x_BD += float(self.config.noise * self.config.scale) * noise.to(V.device)
         return Batch(x=x_BD, indices=indices_BK, values=values_BK)
 
+    def _V_on(self, device) -> torch.Tensor:
+        cache = self.__dict__.setdefault("_V_by_device", {})
+        key = str(torch.device(device))
+        if key not in cache:
+            cache[key] = self.V.to(device)
+        return cache[key]

@@ -34,11 +34,44 @@ def test_reference_step_runs_exactly_the_five_products_of_a_plain_step(batch, d,
     assert count_matmul_flops(ReferenceStep(batch, d, width)) == nominal_step_flops(batch, d, width)
 
 
-def test_library_steps_count_at_least_the_plain_step_flops():
-    # Every method must at least encode, decode and backpropagate: >= 10·B·d·M matrix FLOPs.
+def test_library_steps_count_their_products():
+    # Dense path: encode, decode and backpropagate: >= 10·B·d·M matrix FLOPs. Sparse path: at least the
+    # encoder product 2·B·d·M (decode and gradients run in embedding_bag kernels, not matrix products).
+    from polysemy.sae import sparse
+
     for method in ("gba", "topk", "relu-l1"):
-        step = throughput.library_step(method, 8, 64, 32)
-        assert count_matmul_flops(step) >= nominal_step_flops(32, 8, 64), method
+        with sparse.forced_decode_mode("dense"):
+            step = throughput.library_step(method, 8, 64, 32)
+            assert count_matmul_flops(step) >= nominal_step_flops(32, 8, 64), method
+    for method in ("gba", "topk"):
+        with sparse.forced_decode_mode("sparse"):
+            step = throughput.library_step(method, 8, 64, 32)
+            assert count_matmul_flops(step) >= 2 * 32 * 8 * 64, method
+
+
+def test_forced_dead_latents_make_auxk_run_and_adapted_gba_is_sparse():
+    pool = throughput.batch_pool(16, 256, 64)
+    dead = torch.arange(0, 256, 2)
+    topk = throughput.LibraryStep("topk", 16, 256, 64, pool=pool, dead=dead, params={"k": 4})
+    for _ in range(3):
+        out = topk()
+        assert float(out.extras["aux_loss"]) > 0          # AuxK ran at every step
+    gba = throughput.LibraryStep("gba", 16, 256, 64, pool=pool)
+    out = gba()
+    assert float(out.fired_GM.sum()) / 64 < 256 / 8         # adapted biases: a sparse code (L0 << M)
+
+
+def test_alternate_times_every_contender():
+    calls = {"a": 0, "b": 0}
+
+    def bump(name):
+        def fn():
+            calls[name] += 1
+        return fn
+
+    secs = throughput.alternate({"a": bump("a"), "b": bump("b")}, repeats=3, min_seconds=0.001, warmup=1)
+    assert set(secs) == {"a", "b"} and all(v > 0 for v in secs.values())
+    assert calls["a"] >= 4 and calls["b"] >= 4
 
 
 def test_classify_limit_follows_its_stated_rule():
@@ -62,20 +95,23 @@ def test_bench_config_rejects_bad_shapes():
 
 
 def test_bench_json_quick_has_the_contract_keys(capsys, one_thread):
-    status = main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "32", "--threads", "1"])
+    status = main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "32", "--threads", "1",
+                   "--no-sparsify"])
     assert status == 0
     result = json.loads(capsys.readouterr().out)
-    for key in ("matmul_gflops", "shapes", "stacked_speedup", "datagen_fraction"):
+    for key in ("shapes", "limits", "goals", "datagen_fraction", "sparsify"):
         assert key in result
-    assert result["matmul_gflops"] > 0
+    assert result["sparsify"] is False
     assert {r["method"] for r in result["shapes"]} == {"gba", "topk"}
     for row in result["shapes"]:
-        for key in ("d", "width", "method", "samples_per_second", "roofline_fraction", "flops_per_BdM", "limit"):
+        for key in ("d", "width", "method", "samples_per_second", "limit_samples_per_second", "limit_fraction",
+                    "sparsify_samples_per_second", "l0", "path", "dead_latents", "step_flops"):
             assert key in row
         assert (row["d"], row["width"]) == (8, 64)
-        assert row["samples_per_second"] > 0 and row["roofline_fraction"] > 0
-        assert row["flops_per_BdM"] >= 10.0 - 1e-9
-    assert result["stacked_speedup"] > 0 and result["datagen_fraction"] > 0
+        assert row["samples_per_second"] > 0 and row["limit_samples_per_second"] > 0
+        assert row["limit_fraction"] == pytest.approx(row["samples_per_second"] / row["limit_samples_per_second"])
+        assert row["sparsify_samples_per_second"] is None
+    assert result["datagen_fraction"] > 0
 
 
 def test_bench_bad_shape_is_a_one_line_error(capsys):
@@ -85,7 +121,7 @@ def test_bench_bad_shape_is_a_one_line_error(capsys):
 
 
 def test_bench_writes_json_and_csv(tmp_path, one_thread):
-    assert main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "16", "--methods", "topk",
+    assert main(["bench", "--json", "--quick", "--shapes", "8x64", "--batch", "16", "--methods", "topk", "--no-sparsify",
                  "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["shapes"][0]["method"] == "topk"

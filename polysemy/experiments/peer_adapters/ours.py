@@ -47,7 +47,8 @@ def _curve_from_history(history, truth_ND: torch.Tensor) -> list[dict]:
 
 
 def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed: int,
-        monitor: RecoveryMonitor, truth_ND: torch.Tensor, k: int | None = None) -> FittedSystem:
+        monitor: RecoveryMonitor, truth_ND: torch.Tensor, k: int | None = None,
+        device: str = "cpu") -> FittedSystem:
     """Train polysemy's ``method`` at its default settings (plus ``k`` for TopK) on ``budget`` samples."""
     from ...sae import TrainConfig, train
 
@@ -58,7 +59,10 @@ def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budg
     # Logging does not change training; log often enough for a recovery curve (~24 points).
     cfg = cfg.replace(steps=steps, log_every=max(1, steps // 24))
     monitor.start()
-    result = train(cfg, stream, d, truth=truth_ND, progress=False)
+    result = train(cfg, stream, d, truth=truth_ND, progress=False, device=device)
+    if torch.device(device).type != "cpu":
+        from ...sae.trainer import to_cpu
+        result = to_cpu(result)
     seconds = float(getattr(result, "seconds", monitor.training_seconds))
     model = result.model
     model.eval()

@@ -48,11 +48,11 @@ def default_lr(width: int) -> float:
 
 
 def fit(stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed: int,
-        monitor: RecoveryMonitor, k: int, batch_size: int = DEFAULT_BATCH) -> FittedSystem:
+        monitor: RecoveryMonitor, k: int, batch_size: int = DEFAULT_BATCH, device: str = "cpu") -> FittedSystem:
     """Train a sparsify TopK ``SparseCoder`` on ``budget`` samples of ``stream``."""
     SparseCoder, SparseCoderConfig, SignSGD, ScheduleFreeWrapper = _import()
     torch.manual_seed(seed)
-    coder = SparseCoder(d, SparseCoderConfig(num_latents=width, k=int(k)), device="cpu",
+    coder = SparseCoder(d, SparseCoderConfig(num_latents=width, k=int(k)), device=device,
                         dtype=torch.float32)
     lr = default_lr(width)
     optimizer = ScheduleFreeWrapper(SignSGD([{"params": coder.parameters(), "lr": lr}]), momentum=0.95)
@@ -60,7 +60,7 @@ def fit(stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed
 
     def rows_in_eval_mode():
         optimizer.eval()
-        rows = coder.W_dec.detach().clone()
+        rows = coder.W_dec.detach().cpu().clone()
         optimizer.train()
         return rows
 
@@ -68,7 +68,7 @@ def fit(stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed
     samples = 0
     monitor.start()
     for step in range(steps):
-        x_BD = next(stream)
+        x_BD = next(stream).to(device)
         if step == 0:
             coder.b_dec.data = x_BD.mean(0)
         coder.set_decoder_norm_to_unit_norm()
@@ -84,6 +84,7 @@ def fit(stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed
     optimizer.eval()
     coder.set_decoder_norm_to_unit_norm()
     coder.eval()
+    coder.to("cpu")
     width_ = coder.num_latents
 
     def encode(x_BD: torch.Tensor) -> torch.Tensor:

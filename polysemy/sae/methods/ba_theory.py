@@ -52,7 +52,8 @@ class BATheory(TiedMethod):
 
     def hyper(self, cfgs, d, device):
         return {**super().hyper(cfgs, d, device),
-                "target_G": per_model((c.method_params.target for c in cfgs), device)}
+                "target_G": per_model((c.method_params.target for c in cfgs), device),
+                "targets": [c.method_params.target for c in cfgs]}   # Python floats: k without a host sync
 
     def groups_and_targets(self, params, width, generator):
         return torch.zeros(width, dtype=torch.int64), torch.full((width,), params.target)
@@ -60,7 +61,10 @@ class BATheory(TiedMethod):
     @torch.no_grad()
     def set_biases(self, model, u_GBM, hyper, step) -> None:
         G, B, M = u_GBM.shape
-        k_G = torch.round(hyper["target_G"] * B).long().clamp_(1, B - 1)
-        top = u_GBM.topk(int(k_G.max()) + 1, dim=1).values               # [G, k+1, M], descending
+        ks = [min(max(round(p * B), 1), B - 1) for p in hyper["targets"]]
+        top = u_GBM.topk(max(ks) + 1, dim=1).values                        # [G, k+1, M], descending
+        k_G = hyper.setdefault("k_by_batch", {}).get(B)
+        if k_G is None:  # made once per batch size (a host-to-device copy)
+            k_G = hyper["k_by_batch"][B] = torch.tensor(ks, device=u_GBM.device)
         kth = top.gather(1, k_G.view(G, 1, 1).expand(G, 1, M))[:, 0, :]
         model.bias_GM.copy_(-kth)

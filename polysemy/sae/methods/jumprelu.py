@@ -15,9 +15,10 @@ import math
 import torch
 
 from ...errors import require_float_range
+from .. import sparse
 from ..registry import MethodParams, register_method
 from .base import per_model
-from .untied import UntiedMethod
+from .untied import Selection, UntiedMethod
 
 
 def _rectangle(z: torch.Tensor) -> torch.Tensor:
@@ -75,8 +76,14 @@ class JumpReLUParams(MethodParams):
 
 @register_method("jumprelu")
 class JumpReLU(UntiedMethod):
+    """Sparse path: the active pairs pre > theta carry the decode (slope 1); the threshold's
+    pseudo-gradient needs dL/dacts also where the latent is off but near the threshold,
+    |pre - theta| < eps / 2, so those pairs get their own per-pair products (the rectangle kernel
+    is narrow: few pairs)."""
+
     Params = JumpReLUParams
     encoder = "jumprelu"
+    sparse_codes = True
 
     def init_extra(self, model, g, cfg) -> None:
         model.log_threshold_GM.data[g] = math.log(cfg.method_params.threshold)
@@ -85,6 +92,37 @@ class JumpReLU(UntiedMethod):
         params = [c.method_params for c in cfgs]
         return {"l0_G": per_model((p.l0_coef for p in params), device),
                 "bandwidth_G": per_model((p.bandwidth for p in params), device)}
+
+    def select(self, model, pre, hyper, step):
+        G, B, M = pre.shape
+        theta = model.log_threshold_GM.detach().exp()[:, None, :]          # [G, 1, M]
+        eps = hyper["bandwidth_G"][:, None, None]
+        if pre.device.type != "cpu" and sparse.decode_mode() == "auto":
+            return None                                                     # no host sync: dense
+        active = torch.gt(pre, theta)                                       # byte mask
+        flat = sparse.nonzero_flat(active)
+        count_G = sparse.count_per_model(flat, G, B * M)
+        choice = sparse.choose_sparse(count_G / B, M, can_sync=True)
+        if not any(choice):
+            return None
+        pairs = sparse.ActivePairs.from_mask(active, flat)
+        values = pre.view(-1)[pairs.flat]
+        l0 = count_G.to(pre.dtype) / B
+        near = sparse.ActivePairs.from_mask(torch.lt(((pre - theta) / eps).abs_(), 0.5))
+        theta_flat = theta.reshape(-1)
+        eps_G = hyper["bandwidth_G"]
+        l0_G = hyper["l0_G"]
+
+        def theta_grad(ge_flat, dec_flat):
+            # JumpReLU: -(theta / eps) K dL/dacts; Step (the L0 penalty): -(1 / eps) K l0_coef / B; K = 1 on "near"
+            g = near.model_of_pair()
+            ga = near.value_grad(ge_flat, dec_flat)
+            th = theta_flat[near.latent]
+            per_pair = -(th * ga + l0_G[g] / B) / eps_G[g]
+            return near.latent_sum(per_pair) * theta[:, 0, :]                # d/dlog_theta = theta d/dtheta
+
+        return Selection(pairs, values, pairs.latent_count(), choice, penalty=hyper["l0_G"] * l0,
+                         theta_grad=theta_grad, extras={"l0_penalty": l0})
 
     def train_acts(self, model, pre, hyper, step):
         theta = model.log_threshold_GM.exp()[:, None, :]            # [G, 1, M]

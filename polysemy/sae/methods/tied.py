@@ -8,6 +8,11 @@ With e = (x_hat - x) / B, s_m = a_m w_m, P = z^T e [M, d] and dz = dz/du:
   dL/dw_m   = a_m P_m + sum_b g_u[b,m] (x_b - b_pre)
   dL/da_m   = w_m . P_m                  (so no [B, M] product is needed for a)
   dL/db_pre = sum_b e_b - (sum_b g_u[b]) w
+Sparse step (our choice, issue 11; sparse.py): the same quantities over the active pairs (b, m) only,
+with q_bm = e_b . w_m (one per-pair dot product): x_hat_b = sum_m (a_m z_bm) w_m + b_pre (a decode by
+embedding_bag), dL/dz_bm = a_m q_bm, dL/da_m = sum_b z_bm q_bm (= w_m . P_m), and dL/dw_m as above from
+the pairs (embedding_bag's weight backward, both terms in one call). Only u = w^T (x - b_pre) stays a
+dense [B, M] product: the threshold and GBA's statistics (peak = max_b u + b) need every projection.
 Biases b get no gradient [paper]. Written by hand (our choice, for speed): autograd would also form the
 [B, d] gradient of (x - b_pre) and extra [B, M] temporaries; a test checks it against autograd.
 Large [B, M] temporaries live in a per-model workspace and masks are float (no bool tensors), which
@@ -37,6 +42,8 @@ import dataclasses
 
 import torch
 
+from .. import sparse
+from ..activations import tied_activation
 from ..models import TiedSAE
 from ..registry import MethodParams
 from ...errors import ConfigError, require, require_float_range
@@ -160,31 +167,62 @@ class TiedMethod(Method):
         return None
 
     def loss_and_grads(self, model: TiedSAE, x_GBD, hyper, step) -> StepOutput:
-        B = x_GBD.shape[1]
-        scaled = model.scaled()
-        if scaled:
-            x_GBD = x_GBD / model.input_scale_G[:, None, None]       # the SAE works on x / c
-        w, a, b_pre = model.w_GMD, model.a_GM, model.b_pre_GD
+        G, B, M = model.G, x_GBD.shape[1], model.width
+        c_G = model.input_scale_G
+        x_GBD = x_GBD / c_G[:, None, None]        # the SAE works on x / c (c = 1: x bit for bit; no host sync)
+        w, b_pre = model.w_GMD, model.b_pre_GD
         xc = x_GBD - b_pre[:, None, :]
-        u = torch.bmm(xc, w.transpose(1, 2), out=_work(model, "u", (model.G, B, model.width), x_GBD))
+        u = _bmm(xc, w.transpose(1, 2), model, "u", (G, B, M))
         self.set_biases(model, u, hyper, step)
+        y = None if model.activation == "jumprelu" else torch.add(u, model.bias_GM[:, None, :].to(u.dtype),
+                                                                  out=_work(model, "y", u.shape, u))
+        choice, mask = None, None
+        if u.device.type == "cpu" or sparse.decode_mode() != "auto":
+            # the active set y > 0 as a byte mask; its positions, counted per model, choose the path
+            # (a host sync: CPU only, or when a mode is forced)
+            mask = _active(model, u, y, torch.bool)
+            flat = sparse.nonzero_flat(mask)
+            choice = sparse.choose_sparse(sparse.count_per_model(flat, G, B * M) / B, M, can_sync=True)
+        if choice is not None and any(choice):
+            pairs = sparse.ActivePairs.from_mask(mask, flat)
+            fired = pairs.latent_count()
+            self.accumulate_statistics(model, u, fired, hyper, step)
+            mse, grads = self._sparse_grads(model, x_GBD, xc, u, pairs, hyper)
+            if not all(choice):  # a stack whose models disagree: each model keeps its own path's result
+                dense_mse, dense_grads, _ = self._dense_grads(model, x_GBD, xc, u, y, hyper)
+                keep = torch.tensor(choice, device=u.device)
+                mse = torch.where(keep, mse, dense_mse)
+                grads = [None if g is None else torch.where(keep.view(-1, *[1] * (g.dim() - 1)), g, h)
+                         for g, h in zip(grads, dense_grads)]
+        else:
+            mse, grads, fired = self._dense_grads(model, x_GBD, xc, u, y, hyper)
+            self.accumulate_statistics(model, u, fired, hyper, step)
+        grads[2].mul_(hyper["train_pre_bias_G"][:, None])              # 0 for pre_bias="fixed"
+        if self.spherical:
+            remove_parallel_(grads[0], w)
+        mse = mse * c_G.square()                                        # report in units of x^2
+        return StepOutput(loss_G=mse, mse_G=mse, grads=grads, fired_GM=fired)
+
+    def _dense_grads(self, model: TiedSAE, x_GBD, xc, u, y, hyper):
+        """(mse [G], [g_w, g_a, g_b_pre], fired [G, M]) with dense [B, M] products (module docstring)."""
+        B = x_GBD.shape[1]
+        w, a, b_pre = model.w_GMD, model.a_GM, model.b_pre_GD
         if model.activation == "jumprelu":
             # z = u * 1[u > -b]; float mask written directly (bool tensors are slow on CPU)
-            dz = torch.gt(u, -model.bias_GM[:, None, :], out=_work(model, "dz", u.shape, u))
+            dz = _active(model, u, y, u.dtype)
             z = torch.mul(u, dz, out=_work(model, "z", u.shape, u))
             active = dz
         else:
-            z, dz, y = model.activate(u)
-            active = torch.gt(y, 0.0, out=_work(model, "active", u.shape, u))
+            z, dz = tied_activation(model.activation, u, y, model.smooth_width_G[:, None, None])
+            active = _active(model, u, y, u.dtype)
         fired = active.sum(1)
-        self.accumulate_statistics(model, u, fired, hyper, step)
         untied = model.decoder == "untied"
         dec = model.decoder_directions()                              # w (tied) or v (untied)
         scaled_w = dec * a[:, :, None]                                # s_m = a_m w_m (a_m v_m untied)
         e = torch.baddbmm(b_pre[:, None, :] - x_GBD, z, scaled_w)     # x_hat - x
         mse = 0.5 * e.square().sum((1, 2)) / B
         e.div_(B)                                                     # dL/dx_hat
-        g_u = torch.bmm(e, scaled_w.transpose(1, 2), out=_work(model, "g", u.shape, u)).mul_(dz)
+        g_u = _bmm(e, scaled_w.transpose(1, 2), model, "g", u.shape).mul_(dz)
         P = torch.bmm(z.transpose(1, 2), e)                           # [G, M, D]
         g_a = (P * dec).sum(2) if self.train_scale else None
         if untied:   # dL/dv_m = a_m P_m; dL/dw_m = sum_b g_u[b,m] (x_b - b_pre)
@@ -193,13 +231,48 @@ class TiedMethod(Method):
         else:
             g_w = torch.baddbmm(P.mul_(a[:, :, None]), g_u.transpose(1, 2), xc)
         g_b_pre = e.sum(1) - torch.bmm(g_u.sum(1, keepdim=True), w)[:, 0, :]
-        g_b_pre.mul_(hyper["train_pre_bias_G"][:, None])              # 0 for pre_bias="fixed"
-        if self.spherical:
-            remove_parallel_(g_w, w)
-        if scaled:
-            mse = mse * model.input_scale_G.square()                   # report in units of x^2
-        grads = [g_w, g_a, g_b_pre] + ([g_v] if untied else [])
-        return StepOutput(loss_G=mse, mse_G=mse, grads=grads, fired_GM=fired)
+        return mse, [g_w, g_a, g_b_pre] + ([g_v] if untied else []), fired
+
+    def _sparse_grads(self, model: TiedSAE, x_GBD, xc, u, pairs, hyper):
+        """(mse [G], [g_w, g_a, g_b_pre(, g_v)]) over the active pairs only (module docstring, "Sparse step")."""
+        G, B, D = model.G, x_GBD.shape[1], model.d
+        M = model.width
+        w, a, b_pre = model.w_GMD, model.a_GM, model.b_pre_GD
+        untied = model.decoder == "untied"
+        u_vals = u.view(-1)[pairs.flat]
+        dz_vals = None
+        if model.activation == "jumprelu":
+            z_vals = u_vals                                           # z = u on the active set
+        else:
+            y_vals = u_vals + model.bias_GM.view(-1)[pairs.latent]
+            if model.activation == "relu":
+                z_vals = y_vals
+            else:                                                      # smooth-relu, y > 0 on the pairs
+                h = model.smooth_width_G[pairs.model_of_pair()]
+                dz_vals = (y_vals / h).clamp_(0.0, 1.0)
+                z_vals = torch.where(y_vals >= h, y_vals - 0.5 * h, 0.5 * y_vals * dz_vals)
+        dec_flat = model.decoder_directions().reshape(G * M, D)        # w (tied) or v (untied)
+        a_vals = a.reshape(-1)[pairs.latent]
+        az_vals = z_vals * a_vals                                       # z a_m: decode with the unit rows
+        e = pairs.decode(dec_flat, az_vals).view(G, B, D)
+        e.add_(b_pre[:, None, :]).sub_(x_GBD)                          # x_hat - x
+        mse = 0.5 * e.square().sum((1, 2)) / B
+        e.div_(B)
+        e_flat = e.view(G * B, D)
+        q_vals = pairs.value_grad(e_flat, dec_flat)                   # e_b . w_m (v_m) on the pairs
+        g_vals = q_vals * a_vals                                       # dL/dz = e_b . s_m
+        if dz_vals is not None:
+            g_vals = g_vals * dz_vals                                  # g_u on the pairs
+        g_a = pairs.latent_sum(z_vals * q_vals) if self.train_scale else None   # dir_m . P_m
+        xc_flat = xc.reshape(G * B, D)
+        if untied:   # dL/dv_m = a_m P_m, dL/dw_m = sum_b g_u[b,m] xc_b: one sort shared at small d
+            shared = (sparse.LatentMajor([pairs]) if D <= sparse.CSR_MAX_D and xc.device.type == "cpu" else None)
+            g_v = sparse.weight_grad_terms([(pairs, e_flat, az_vals)], shared).view(G, M, D)
+            g_w = sparse.weight_grad_terms([(pairs, xc_flat, g_vals)], shared).view(G, M, D)
+        else:        # dL/dw_m = a_m P_m + sum_b g_u[b,m] xc_b, both terms in one kernel call
+            g_w = pairs.weight_grad_sum([e_flat, xc_flat], [az_vals, g_vals]).view(G, M, D)
+        g_b_pre = e.sum(1) - torch.bmm(pairs.latent_sum(g_vals)[:, None, :], w)[:, 0, :]
+        return mse, [g_w, g_a, g_b_pre] + ([g_v] if untied else [])
 
     def after_update(self, model, hyper) -> None:
         normalise_rows_(model.w_GMD)   # ||w_m|| = 1 after each step [paper]
@@ -210,10 +283,26 @@ class TiedMethod(Method):
         return {"bias_mean": model.bias_GM.mean(1), "scale_mean": model.a_GM.detach().mean(1)}
 
 
-def _work(model, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+def _active(model, u, y, dtype) -> torch.Tensor:
+    """The active set y = u + b > 0 as a ``dtype`` mask (jumprelu: u > -b, as its dense step has it)."""
+    out = _work(model, f"active_{dtype}", u.shape, u, dtype)
+    if y is None:
+        return torch.gt(u, -model.bias_GM[:, None, :], out=out)
+    return torch.gt(y, 0.0, out=out)
+
+
+def _bmm(a, b, model, name, shape):
+    """bmm into the workspace ``name``; under autocast a fresh output (``out=`` is not autocast)."""
+    if torch.is_autocast_enabled(a.device.type):
+        return torch.bmm(a, b)
+    return torch.bmm(a, b, out=_work(model, name, shape, a))
+
+
+def _work(model, name: str, shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     """A reusable scratch tensor of the model (not a buffer: never saved)."""
+    dtype = like.dtype if dtype is None else dtype
     space = model.__dict__.setdefault("_workspace", {})
     buf = space.get(name)
-    if buf is None or buf.shape != tuple(shape) or buf.device != like.device or buf.dtype != like.dtype:
-        buf = space[name] = torch.empty(tuple(shape), dtype=like.dtype, device=like.device)
+    if buf is None or buf.shape != tuple(shape) or buf.device != like.device or buf.dtype != dtype:
+        buf = space[name] = torch.empty(tuple(shape), dtype=dtype, device=like.device)
     return buf
