@@ -48,8 +48,12 @@ class AdaptationParams(TiedParams):
     bias_floor:  lower clamp of the biases, in units of the SAE's input x / c (-1 [paper]). A bias that
                  ends at a bound is reported in the history (``bias_at_bound``, per group) and warned
                  about by ``polysemy train``.
-    lowering:    "full" (the paper's step gamma_minus * r_m) or "proportional": that step times the
-                 relative excess 1 - target / p_m (our choice, against overshoot; docs/recovery-study.md).
+    lowering:    "proportional" (default; our choice): the paper's step gamma_minus * r_m times the relative
+                 excess 1 - target / p_m, so a neuron just above its target moves a little and one far
+                 above it a full step. The full step overshoots where the window's peak r_m is large
+                 against the projections near the threshold (samples of many active features), and the
+                 rule never raises a bias back unless its neuron is nearly dead (docs/recovery-study.md,
+                 section 0). "full": the paper's step.
     decoder:     "tied" (the paper's SAE: x_hat = sum z_m a_m w_m + b_pre) or "untied": the decoder has
                  unit rows v_m of its own, trained by the same loss, while the encoder keeps w_m, the
                  biases and their adaptation (our choice; see docs/recovery-study.md).
@@ -65,7 +69,7 @@ class AdaptationParams(TiedParams):
     bias_init: str = "quantile"
     bias_floor: float = -1.0
     decoder: str = "untied"
-    lowering: str = "full"
+    lowering: str = "proportional"
 
     def validate(self) -> None:
         super().validate()
@@ -224,8 +228,8 @@ class BA(GBA):
 @dataclasses.dataclass(frozen=True)
 class GBAPaperParams(GBAParams):
     """The paper's GBA as published (arXiv v1): gamma = 0.01 [paper], targets 0.1 ... 0.001 in 10 groups
-    [paper], biases from 0 clamped to [-1, 0] [paper], the tied decoder [paper], raw inputs (no input
-    scale; the paper assumes O(1) inputs), a0 = 0.1 [unknown; our earlier default]."""
+    [paper], biases from 0 clamped to [-1, 0] and moved by full steps [paper], the tied decoder [paper],
+    raw inputs (no input scale; the paper assumes O(1) inputs), a0 = 0.1 [unknown; our earlier default]."""
 
     input_scale: str | float = "none"
     gamma_plus: float = 0.01
@@ -233,6 +237,7 @@ class GBAPaperParams(GBAParams):
     a0: float = 0.1
     bias_init: str = "zero"
     decoder: str = "tied"
+    lowering: str = "full"
 
 
 @register_method("gba-paper")
