@@ -129,11 +129,12 @@ def main(argv=None) -> int:
         print("error: --seeds must be >= 1", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
-    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for part in args.part or PARTS:
         started = time.perf_counter()
         print(f"== {part} ==", flush=True)
         rows = globals()[f"part_{part}"](args.seeds)
+        # read again just before writing: another process may have stored other parts meanwhile
+        stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         stored[part] = {"command": " ".join(["benchmarks/gba_acceptance.py"] + (argv if argv is not None else sys.argv[1:])),
                         "seconds": time.perf_counter() - started, "rows": rows}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
