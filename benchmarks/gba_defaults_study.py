@@ -11,6 +11,7 @@ samples to recovery) and ``easy`` (n = 32, d = 32, s = 2, width 64, 2000 x 256).
 Run (one core; 10-80 s a run):
     .venv/bin/python benchmarks/gba_defaults_study.py --list
     .venv/bin/python benchmarks/gba_defaults_study.py --worlds tu,toy --variants defaults,tied,gamma=0.02
+    .venv/bin/python benchmarks/gba_defaults_study.py --worlds toy --variants tied --set lowering=full
 Appends to benchmarks/results/gba_defaults_study.jsonl (one JSON row per world, variant and seed).
 """
 
@@ -55,6 +56,7 @@ VARIANTS = {
     "htf 0.5": ("gba", {"htf": 0.5}),
     "htf 0.3": ("gba", {"htf": 0.3}),
     "pre_bias fixed": ("gba", {"pre_bias": "fixed"}),
+    "full lowering": ("gba", {"lowering": "full"}),
     "proportional": ("gba", {"lowering": "proportional"}),
     "proportional gamma=0.3": ("gba", {"lowering": "proportional", "gamma_plus": 0.3, "gamma_minus": 0.3}),
     "gba-paper": ("gba-paper", {}),
@@ -62,17 +64,30 @@ VARIANTS = {
 }
 
 
-def config_for(world: str, variant: str, seed: int) -> TrainConfig:
+def config_for(world: str, variant: str, seed: int, base: dict | None = None) -> TrainConfig:
+    """The variant's config; ``base`` overrides come first (``--set``), the variant's own after them."""
     method, overrides = VARIANTS[variant]
     cfg = TrainConfig(method=method, seed=seed, **WORLDS[world][1])
-    for name, value in overrides.items():
+    for name, value in {**(base or {}), **overrides}.items():
         cfg = cfg.with_param(name, value)
     return cfg
 
 
-def run(world_name: str, variant: str, seed: int, scale: float) -> dict:
+def parse_set(items: list[str]) -> dict:
+    """``--set name=value`` pairs; values are read as JSON where they parse ("0.02", "true"), else text."""
+    out = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name] = text
+    return out
+
+
+def run(world_name: str, variant: str, seed: int, scale: float, base: dict | None = None) -> dict:
     world = World(WORLDS[world_name][0].replace(seed=seed, scale=scale))
-    cfg = config_for(world_name, variant, seed)
+    cfg = config_for(world_name, variant, seed, base)
     started = time.perf_counter()
     result = train(cfg, world.stream(cfg.batch_size, seed=seed), world.d, truth=world.V, progress=False)
     ev = evaluate_on_world(result.model, world, n_samples=16384)
@@ -96,6 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="defaults", help="comma-separated (see --list)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every sample by this")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="an override under every variant (e.g. lowering=full), repeatable")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -112,7 +129,7 @@ def main(argv=None) -> int:
     for world in worlds:
         for variant in variants:
             for seed in range(args.seeds):
-                row = run(world, variant, seed, args.scale)
+                row = run(world, variant, seed, args.scale, parse_set(args.set))
                 with RESULTS.open("a") as out:      # one line per finished run: a kill loses only the current run
                     out.write(json.dumps(row, default=str) + "\n")
     return 0
