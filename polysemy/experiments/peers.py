@@ -1,7 +1,8 @@
 """Side by side against the peers: one world, one stream, one sample budget, every system.
 
 For each world, every system reads the same samples in the same order (the world's stream with one
-data seed, regrouped to each system's own batch size) up to the same budget, and is then scored on
+data seed, regrouped to each system's own batch size; polysemy's TopK at the TopK peers' 1024, so the
+TopK clocks compare like for like) up to the same budget, and is then scored on
 one held-out evaluation set (``eval_samples`` = 8192 samples by default, seed ``EVAL_SEED``) with
 ``polysemy.theory.metrics.recovery_metrics``: FRR at τ = 0.9 and 0.99, MCC, L0, dead fraction (a
 latent is dead if it never fired on the evaluation set: the stated window) and explained variance.
@@ -130,6 +131,7 @@ class SystemSpec:
 
 
 TOPK_FAMILIES = ("polysemy-topk", "saelens-topk", "saelens-batchtopk", "sparsify-topk")
+TOPK_BATCH = 1024   # polysemy's TopK trains at sparsify's batch (sparsify_peer.DEFAULT_BATCH) in the peers
 
 
 def systems_for(world, families) -> list[SystemSpec]:
@@ -181,9 +183,12 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
                             params={"note": "Gaussian decoder rows, untrained reference"})
     if family in ("polysemy-gba", "polysemy-topk"):
         from ..sae import TrainConfig
-        batch = TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size
+        # TopK systems train at one batch size (sparsify's), so their clocks compare like for like
+        # (our choice); GBA at its own default.
+        batch = (TOPK_BATCH if family in TOPK_FAMILIES
+                 else TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size)
         return ours.fit(family.removeprefix("polysemy-"), stream(batch), monitor=RecoveryMonitor(truth_ND, checkpoints),
-                        truth_ND=truth_ND, k=spec.k, device=cfg.device, **common)
+                        truth_ND=truth_ND, k=spec.k, device=cfg.device, batch_size=batch, **common)
     if family.startswith("saelens-"):
         arch = {"saelens-topk": "topk", "saelens-batchtopk": "batchtopk",
                 "saelens-jumprelu": "jumprelu", "saelens-relu-l1": "standard"}[family]

@@ -48,11 +48,14 @@ def _curve_from_history(history, truth_ND: torch.Tensor) -> list[dict]:
 
 def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed: int,
         monitor: RecoveryMonitor, truth_ND: torch.Tensor, k: int | None = None,
-        device: str = "cpu") -> FittedSystem:
-    """Train polysemy's ``method`` at its default settings (plus ``k`` for TopK) on ``budget`` samples."""
+        device: str = "cpu", batch_size: int | None = None) -> FittedSystem:
+    """Train polysemy's ``method`` at its default settings (plus ``k`` for TopK, and ``batch_size`` if
+    given: ``stream`` must then yield batches of that size) on ``budget`` samples."""
     from ...sae import TrainConfig, train
 
     cfg = TrainConfig(method=method, width=width, seed=seed)
+    if batch_size is not None:
+        cfg = cfg.replace(batch_size=int(batch_size))
     if k is not None:
         cfg = cfg.with_param("k", int(k))
     steps = max(1, budget // cfg.batch_size)
