@@ -94,9 +94,11 @@ def adapt_biases(model, gamma_plus_G: torch.Tensor, gamma_minus_G: torch.Tensor,
 @torch.no_grad()
 def quantile_biases(u_GBM: torch.Tensor, target_GM: torch.Tensor, floor_G: torch.Tensor) -> torch.Tensor:
     """Biases that make each neuron fire at its target frequency on one batch of projections (our
-    choice, for sample efficiency): b_m = -(the ceil(p_m B)-th largest u_m), so that about p_m B samples
-    have y = u + b > 0, clamped to [floor, 0]. A neuron whose target is below 1/B gets the batch's
-    largest projection (it fires on at most one sample of that batch)."""
+    choice, for sample efficiency): with k_m = ceil(p_m B), b_m = -(the k_m-th largest u_m), clamped to
+    [floor, 0]. The k_m-th sample sits exactly at the threshold (y = 0 does not fire), so k_m - 1
+    samples of that batch fire; a neuron whose target is below 1/B fires on none of them and starts at
+    the batch's largest projection. (One sample short of the target: kept as is, every recorded number
+    of 0.2 was measured with it.)"""
     G, B, M = u_GBM.shape
     k_GM = (target_GM * B).ceil().clamp(1, B).long()
     sorted_u = u_GBM.sort(dim=1, descending=True).values                      # [G, B, M]
