@@ -82,7 +82,8 @@ class LLMBenchConfig(Config):
                 factor: GBA's own frontier.
     gba_params, ba_params, jumprelu_params: method parameters (the method's defaults where absent).
     alpha, threshold: consistency = fraction of the top-alpha most active neurons with MCS > threshold.
-    snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK).
+    snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK);
+    snippet_tokens: scan only the first this many training tokens for them (None = all).
     normalize:  the normalisation rule's constants (see ``polysemy.llm.normalize``).
     """
 
@@ -123,6 +124,7 @@ class LLMBenchConfig(Config):
     threshold: float = 0.9
     snippet_features: int = 24
     snippets_per_feature: int = 8
+    snippet_tokens: int | None = None
     contexts_per_shard: int = 64
     batch_contexts: int = 16
     normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
@@ -141,13 +143,15 @@ class LLMBenchConfig(Config):
     @classmethod
     def medium(cls, **overrides) -> "LLMBenchConfig":
         """The CPU run that is as converged as 90 minutes on 2 cores allow (docs/llm.md, "--medium"):
-        width 8 x d = 4608, 1M training tokens seen once, 3 seeds for GBA and TopK (at GBA's L0),
-        one seed for the other arms, bf16 shards reused by later runs."""
+        width 8 x d = 4608, 1M training tokens seen once, 3 seeds for GBA and for TopK at GBA's L0, one
+        seed of BatchTopK at GBA's L0 and of GBA at 0.3x its targets (its frontier), lr of each method
+        from a sweep on 3% of the run, bf16 shards reused by later runs. The tied/untied arms are left to
+        --quick and the GPU run (each costs 8 more minutes here); 7 SAEs in all."""
         base = dict(layer=6, tokens=1_048_576, eval_tokens=65_536, ce_tokens=4_064, ce_seeds=None, width=4608,
                     batch_size=512, store_dtype="bfloat16", extra_texts=(), methods=("gba", "topk", "batchtopk"),
-                    topk_ks=(), batchtopk_k=None, match_l0=True, tied_arms=True, gba_target_scales=(0.3, 3.0),
-                    seeds=3, arm_seeds=1, lr_sweep=(0.3, 1.0, 3.0), lr_sweep_fraction=0.05,
-                    snippet_features=24, snippets_per_feature=10)
+                    topk_ks=(), batchtopk_k=None, match_l0=True, tied_arms=False, gba_target_scales=(0.3,),
+                    seeds=3, arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.03,
+                    snippet_features=24, snippets_per_feature=10, snippet_tokens=262_144)
         base.update(overrides)
         return cls(**base)
 
@@ -205,6 +209,8 @@ class LLMBenchConfig(Config):
         require_float_range("threshold", self.threshold, -1.0, 1.0)
         require_int_range("snippet_features", self.snippet_features, 0)
         require_int_range("snippets_per_feature", self.snippets_per_feature, 1)
+        if self.snippet_tokens is not None:
+            require_int_range("snippet_tokens", self.snippet_tokens, 1)
         require_int_range("contexts_per_shard", self.contexts_per_shard, 1)
         require_int_range("batch_contexts", self.batch_contexts, 1)
         # every setting's method parameters, so a bad --gba-htf fails here, before the model loads
@@ -482,7 +488,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
             setting = f" {key[1]}" if key[1] else ""
             page = snippets_page(result.model, train_store, lm.tokenizer, features, m["firing_frequency"],
                                  f"{name}{setting} features (seed 0) - {title}",
-                                 per_feature=cfg.snippets_per_feature, notes=notes)
+                                 per_feature=cfg.snippets_per_feature, notes=notes, max_tokens=cfg.snippet_tokens)
             write_text_atomic(out / file, page)
             snippet_pages[name] = str(out / file)
 
@@ -558,7 +564,7 @@ def format_table(report: dict) -> str:
              head, "-" * len(head)]
 
     def f(v, fmt):
-        return "nan" if v is None else format(v, fmt)
+        return format(float("nan") if v is None else v, fmt)
 
     for r in report["methods"]:
         lines.append(f"{r['method']:<9} {r['setting'][:18]:<18} {r['seeds']:>5} {f(r.get('lr'), '7.0e')} "

@@ -37,9 +37,10 @@ def choose_features(firing_frequency: np.ndarray, n: int, seed: int = 0) -> list
 
 @torch.no_grad()
 def feature_activations(sae, store: ActivationStore, features: list[int], chunk: int = 4096,
-                        ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per feature: (non-zero values, their stream indices), over the whole store. The stream index of
-    shard s, row r is ``s * rows_per_full_shard + r``: position ``i`` of the concatenated context bodies."""
+                        max_tokens: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per feature: (non-zero values, their stream indices), over the store (its first shards holding
+    ``max_tokens`` if given). The stream index of shard s, row r is ``s * rows_per_full_shard + r``:
+    position ``i`` of the concatenated context bodies."""
     idx = torch.tensor(features, dtype=torch.int64)
     device = sae.W_dec.device
     per = store.context_length - 1
@@ -47,6 +48,8 @@ def feature_activations(sae, store: ActivationStore, features: list[int], chunk:
     values = [[] for _ in features]
     where = [[] for _ in features]
     for shard in range(store.n_shards):
+        if max_tokens is not None and shard * rows_per_shard >= max_tokens:
+            break
         x, rows = store.normalized_shard(shard)
         for start in range(0, x.shape[0], chunk):
             acts = sae.encode(x[start:start + chunk].to(device))[:, idx.to(device)].float().cpu()   # [n, F]
@@ -119,10 +122,10 @@ def histogram_svg(values: np.ndarray, bins: int = 30, width: int = 260, height: 
 
 def snippets_page(sae, store: ActivationStore, tokenizer, features: list[int], firing_frequency: np.ndarray,
                   title: str, per_feature: int = 8, window: int = 24, notes: dict | None = None,
-                  per_band: int = 2, seed: int = 0) -> str:
+                  per_band: int = 2, seed: int = 0, max_tokens: int | None = None) -> str:
     """The HTML page (see the module docstring); ``per_feature`` top examples plus ``per_band`` per band."""
     tokens = store.tokens()[:, 1:].reshape(-1).numpy()   # the context bodies, in stream order
-    found = feature_activations(sae, store, features)
+    found = feature_activations(sae, store, features, max_tokens=max_tokens)
     dead = int((firing_frequency == 0).sum())
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}"
