@@ -145,10 +145,13 @@ class LLMBenchConfig(Config):
         """The CPU run that is as converged as 90 minutes on 2 cores allow (docs/llm.md, "--medium"):
         width 8 x d = 4608, 1M training tokens seen once, 3 seeds for GBA and for TopK at GBA's L0, one
         seed of BatchTopK at GBA's L0 and of GBA at 0.3x its targets (its frontier), lr of each method
-        from a sweep on 3% of the run, bf16 shards reused by later runs. The tied/untied arms are left to
+        from a sweep on 3% of the run, bf16 shards reused by later runs. The corpus is the Wikipedia
+        summaries plus Shakespeare and the KJV (3.57M SmolLM2 tokens), so 1.1M tokens are drawn without
+        repetition. The tied/untied arms are left to
         --quick and the GPU run (each costs 8 more minutes here); 7 SAEs in all."""
         base = dict(layer=6, tokens=1_048_576, eval_tokens=65_536, ce_tokens=4_064, ce_seeds=None, width=4608,
-                    batch_size=512, store_dtype="bfloat16", extra_texts=(), methods=("gba", "topk", "batchtopk"),
+                    batch_size=512, store_dtype="bfloat16", extra_texts=("shakespeare", "kjv"),
+                    methods=("gba", "topk", "batchtopk"),
                     topk_ks=(), batchtopk_k=None, match_l0=True, tied_arms=False, gba_target_scales=(0.3,),
                     seeds=3, arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.03,
                     snippet_features=24, snippets_per_feature=10, snippet_tokens=262_144)
