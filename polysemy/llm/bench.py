@@ -64,7 +64,9 @@ class LLMBenchConfig(Config):
     context_length: tokens per context, BOS included (position 0 is dropped).
     tokens:     training tokens (whole contexts, rounded up); steps None = one epoch, every training
                 token seen once (tokens // batch_size steps).
-    eval_tokens: held-out tokens for nmse, EV, L0 and alive/dead (every one of them).
+    eval_tokens: held-out tokens for nmse, EV, L0 and alive/dead (every one of them: alive/dead is
+                counted on the whole held-out set; 262k by default, so the defaults fit the 1.06M tokens of
+                the packaged Wikipedia summaries; add --extra-texts for more).
     ce_tokens:  held-out predicted tokens for CE recovered, Delta CE and KL (SAEBench uses >= 50k);
     ce_seeds:   how many seeds of each setting are spliced in (None = every seed).
     width, batch_size: the SAEs (same for every method).
@@ -97,7 +99,7 @@ class LLMBenchConfig(Config):
     store_dtype: str = "float32"
     context_length: int = 128
     tokens: int = 524_288
-    eval_tokens: int = 1_048_576
+    eval_tokens: int = 262_144
     ce_tokens: int = 51_200
     ce_seeds: int | None = None
     text_seed: int = 0

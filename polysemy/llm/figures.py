@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "ba": "tab:orange", "topk": "tab:blue",
           "topk-tied": "tab:olive", "batchtopk": "tab:cyan", "relu-l1": "tab:green", "jumprelu": "tab:purple"}
@@ -45,6 +46,7 @@ def _sparsity_panel(ax, rows: list[dict], key: str, ylabel: str, log_y: bool = T
     values = [r[key] for r in rows if r.get(key) is not None]
     if any(r["l0_over_width"] and r["l0_over_width"] > 0 for r in rows):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())   # minor tick labels overlap on a short range
     if log_y and any(v > 0 for v in values):
         ax.set_yscale("log")
     ax.set_xlabel("L0 / width (fraction of latents active per token)")
