@@ -86,6 +86,9 @@ class LLMBenchConfig(Config):
     alpha, threshold: consistency = fraction of the top-alpha most active neurons with MCS > threshold.
     snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK);
     snippet_tokens: scan only the first this many training tokens for them (None = all).
+    shuffle_tokens: the training stream shuffles a buffer of at least this many tokens (whole shards).
+    stack_seeds: train the seeds of a setting together as one stacked model (``polysemy.sae.train_stacked``,
+                equal to training them one by one; faster on a GPU); None = on CUDA only.
     normalize:  the normalisation rule's constants (see ``polysemy.llm.normalize``).
     """
 
@@ -129,6 +132,8 @@ class LLMBenchConfig(Config):
     snippet_tokens: int | None = None
     contexts_per_shard: int = 64
     batch_contexts: int = 16
+    shuffle_tokens: int = 131_072
+    stack_seeds: bool | None = None
     normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
 
     @classmethod
@@ -218,6 +223,8 @@ class LLMBenchConfig(Config):
             require_int_range("snippet_tokens", self.snippet_tokens, 1)
         require_int_range("contexts_per_shard", self.contexts_per_shard, 1)
         require_int_range("batch_contexts", self.batch_contexts, 1)
+        require_int_range("shuffle_tokens", self.shuffle_tokens, 1)
+        require(self.stack_seeds in (None, True, False), f"stack_seeds must be true, false or null, got {self.stack_seeds!r}")
         # every setting's method parameters, so a bad --gba-htf fails here, before the model loads
         from ..sae import TrainConfig
         from . import arms  # noqa: F401  (registers topk-tied)
@@ -321,7 +328,7 @@ ROW_KEYS = ("nmse", "explained_variance", "explained_variance_raw", "l0", "l0_ov
 
 def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results."""
-    from ..sae import TrainConfig, train
+    from ..sae import TrainConfig, train, train_stacked
     from . import arms  # noqa: F401  (registers topk-tied)
     from .evaluate import group_frequencies
     from .extract import extract_activations
@@ -380,11 +387,25 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
             return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,
                                seed=seed, params=params, log_every=max(1, n_steps // 10))
 
+    buffer_shards = max(1, -(-cfg.shuffle_tokens // (cfg.contexts_per_shard * (T - 1))))
+    stack = cfg.device.startswith("cuda") if cfg.stack_seeds is None else cfg.stack_seeds
+
+    def stream(seed: int):
+        return train_store.stream(cfg.batch_size, seed=seed, device=cfg.device, buffer_shards=buffer_shards)
+
     def fit(tcfg: TrainConfig):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
-            return train(tcfg, train_store.stream(cfg.batch_size, seed=tcfg.seed, device=cfg.device),
-                         d=lm.d_model, progress=progress)
+            return train(tcfg, stream(tcfg.seed), d=lm.d_model, progress=progress)
+
+    def fit_all(tcfgs: list[TrainConfig]) -> list:
+        """Every seed of a setting: one stacked model (seconds split evenly) or one after another."""
+        if not stack or len(tcfgs) == 1:
+            return [fit(t) for t in tcfgs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = train_stacked(tcfgs, [stream(t.seed) for t in tcfgs], d=lm.d_model, progress=progress)
+        return [dataclasses.replace(r, seconds=r.seconds / len(tcfgs)) for r in results]
 
     # -- learning rates: fixed, per method, or from a short sweep (seed 0, held-out nmse) ---------------
     lr_sweep: dict[str, dict] = {}
@@ -418,10 +439,10 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     def run_setting(name: str, label: str, method: str, params: dict, arm: str) -> None:
         n_seeds = cfg.seeds_for(arm, name)
         lr = lr_for(method, params)
-        for seed in range(n_seeds):
-            tcfg = train_config(method, params, seed, lr, steps)
-            _log(f"{name} {label} [{arm}] seed {seed} (lr {tcfg.lr:g})")
-            result = fit(tcfg)
+        tcfgs = [train_config(method, params, seed, lr, steps) for seed in range(n_seeds)]
+        _log(f"{name} {label} [{arm}] seeds 0..{n_seeds - 1} (lr {tcfgs[0].lr:g})"
+             + (" stacked" if stack and n_seeds > 1 else ""))
+        for tcfg, result in zip(tcfgs, fit_all(tcfgs)):
             metrics = evaluate_sae(result.model, x_eval, normalizer=normalizer)
             runs.setdefault((name, label), []).append((tcfg, result, metrics))
             arms_of[(name, label)] = arm

@@ -141,3 +141,18 @@ def test_config_json_round_trip_and_presets():
     assert full.ce_tokens >= 50_000 and full.ce_seeds is None and full.steps is None
     # the defaults fit the packaged Wikipedia summaries (1,058,313 SmolLM2 tokens) without extra texts
     assert full.tokens + full.eval_tokens + full.ce_tokens < 1_058_313 and full.extra_texts == ()
+
+
+def test_stacked_seeds_train_the_same_saes_as_one_by_one(tiny_model_dir, tmp_path):
+    from polysemy.llm.bench import run_llm_bench
+
+    cfg = LLMBenchConfig.quick(model=str(tiny_model_dir / "model"), text=str(tiny_model_dir / "corpus.txt"),
+                               layer=2, tokens=1024, eval_tokens=508, ce_tokens=254, width=64, batch_size=32,
+                               methods=("gba", "topk"), topk_ks=(4,), match_l0=False, tied_arms=False,
+                               gba_target_scales=(), snippet_features=0, shuffle_tokens=1)
+    one = run_llm_bench(cfg, tmp_path / "one", progress=False)
+    stacked = run_llm_bench(cfg.replace(stack_seeds=True), tmp_path / "stacked", progress=False)
+    for a, b in zip(one["methods"], stacked["methods"]):
+        assert a["method"] == b["method"] and a["seeds"] == b["seeds"] == 2
+        for sa, sb in zip(a["per_seed"], b["per_seed"]):
+            assert sa["nmse"] == pytest.approx(sb["nmse"], rel=1e-4) and sa["l0"] == pytest.approx(sb["l0"], rel=1e-4)
