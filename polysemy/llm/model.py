@@ -140,6 +140,8 @@ def _gguf_cache_folder(gguf: Path) -> Path:
     """Cache folder for a dequantised GGUF: keyed by file name, size and the transformers version."""
     transformers = require_transformers()
     key = f"{gguf.resolve()}:{gguf.stat().st_size}:{transformers.__version__}"
+    if _spm_bpe_ranks(gguf):
+        key += f":{BPE_FIX}"   # caches made before the tokenizer fix are rebuilt
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return cache_root() / "models" / f"{gguf.stem}-{digest}"
 
@@ -155,6 +157,8 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
     except Exception as exc:  # a damaged GGUF surfaces as IndexError, ValueError, KeyError, OSError...
         raise ConfigError(f"model {str(gguf)!r} could not be dequantised ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    if _spm_bpe_ranks(gguf):
+        tokenizer = bpe_tokenizer_from_gguf(gguf, tokenizer)
     # The weights are plain float32 now; drop the quantisation record so save/load treat them as such.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -168,6 +172,74 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         os.replace(tmp, folder)
+
+
+BPE_FIX = "bpe-from-ranks-1"
+
+
+def _gguf_fields(gguf: Path, names: tuple) -> dict:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    out = {}
+    for name in names:
+        field = reader.fields.get(name)
+        if field is None:
+            continue
+        parts = [field.parts[i] for i in field.data]
+        if name.endswith(("tokens", "model", "architecture")):
+            values = [bytes(p).decode("utf-8") for p in parts]
+        else:
+            values = [p[0].item() for p in parts]
+        out[name] = values if name.endswith(("tokens", "scores", "token_type")) else values[0]
+    return out
+
+
+def _spm_bpe_ranks(gguf: Path) -> bool:
+    """True for a Gemma GGUF whose SentencePiece tokenizer is BPE with merge ranks stored as scores."""
+    fields = _gguf_fields(gguf, ("general.architecture", "tokenizer.ggml.model"))
+    return str(fields.get("general.architecture", "")).startswith("gemma") and \
+        fields.get("tokenizer.ggml.model") == "llama"
+
+
+def bpe_tokenizer_from_gguf(gguf: Path, converted):
+    """Gemma's tokenizer rebuilt as the BPE model it is (ours).
+
+    transformers 4.57 converts a Gemma GGUF's tokenizer into a *Unigram* model, reading the stored
+    scores as log-probabilities. They are BPE merge ranks (score = -rank), so the Unigram prefers
+    many short pieces ("capital" -> c ap it al) and the clean CE per token doubles. We rebuild a BPE
+    model with byte fallback: the vocabulary as stored, and one merge (left, right) for every split of a
+    normal token into two vocabulary tokens, ordered by the merged token's score (highest first), then
+    by the parts' ids. Spaces become "▁" (SentencePiece's normaliser) and decoding undoes it. Special
+    tokens and the tokenizer's BOS / EOS / UNK / PAD are those of the converted tokenizer.
+    """
+    transformers = require_transformers()
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    fields = _gguf_fields(gguf, ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"))
+    tokens, scores, types = (fields[f"tokenizer.ggml.{k}"] for k in ("tokens", "scores", "token_type"))
+    vocab = {t: i for i, t in enumerate(tokens)}
+    merges = []
+    for i, token in enumerate(tokens):
+        if types[i] != 1 or len(token) < 2:   # 1 = normal; control, byte and user tokens are not merged
+            continue
+        for k in range(1, len(token)):
+            left, right = token[:k], token[k:]
+            if left in vocab and right in vocab:
+                merges.append((-scores[i], vocab[left], vocab[right], left, right))
+    merges.sort()
+    unk = converted.unk_token or "<unk>"
+    model = models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges], unk_token=unk,
+                       byte_fallback=True, fuse_unk=True)
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    specials = [t for i, t in enumerate(tokens) if types[i] == 3]
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=converted.bos_token, eos_token=converted.eos_token,
+        unk_token=unk, pad_token=converted.pad_token, additional_special_tokens=[
+            t for t in specials if t not in {converted.bos_token, converted.eos_token, unk, converted.pad_token}])
+    return fast
 
 
 def check_device(device: str) -> str:
