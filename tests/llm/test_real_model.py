@@ -53,3 +53,23 @@ def test_packaged_model_when_already_cached():
         pytest.skip("the dequantised SmolLM2 is not cached yet (first load ~30-80 s): run "
                     "`pytest -m slow tests/llm` or `polysemy llm-bench --quick` once")
     _check_real_model()
+
+
+@pytest.mark.slow
+def test_llm_bench_on_the_packaged_model_at_a_tiny_size(tmp_path):
+    """Every path of --quick on the real model, at a tiny size (about a minute on 2 cores)."""
+    from polysemy.llm.bench import LLMBenchConfig, run_llm_bench
+
+    cfg = LLMBenchConfig.quick(tokens=4096, eval_tokens=2048, ce_tokens=254, width=256, batch_size=128,
+                               snippet_features=3)
+    report = run_llm_bench(cfg, tmp_path, progress=False)
+    assert report["model_label"].startswith("SmolLM2-135M-Instruct (Q4_1")
+    assert report["ce_zero"] > report["ce_clean"] + 3 and report["kl_zero"] > 3
+    rows = {(r["method"], r["arm"]) for r in report["methods"]}
+    assert {("topk", "l0-matched"), ("batchtopk", "l0-matched"), ("topk-tied", "architecture"),
+            ("gba-tied", "architecture"), ("gba", "gba-frontier")} <= rows
+    for r in report["methods"]:
+        assert 0 < r["delta_ce"] < report["ce_zero"] - report["ce_clean"] and r["kl"] > 0
+        assert 0 < r["explained_variance_raw"] < 1 and r["ce_tokens"] == 254
+    # SmolLM2's residual stream has outlier coordinates: the raw EV differs from the normalised one
+    assert any(abs(r["explained_variance_raw"] - r["explained_variance"]) > 0.05 for r in report["methods"])
