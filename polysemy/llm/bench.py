@@ -603,4 +603,9 @@ def format_table(report: dict) -> str:
                  f"top-alpha neurons with cross-seed MCS > threshold, MCS = their mean max cosine; two random "
                  f"dictionaries: {report['consistency_random']:.3f} / {report['consistency_random_mean_mcs']:.2f}; "
                  f"total {report['seconds']['total']:.0f} s")
+    gba = next((r for r in report["methods"] if (r["method"], r["setting"]) == ("gba", "")), None)
+    groups = gba["per_seed"][0].get("group_frequencies") if gba else None
+    if groups:
+        pairs = ", ".join(f"{100 * g['target']:.2g}% -> {100 * g['mean_frequency']:.2g}%" for g in groups)
+        lines.append(f"gba groups, target -> achieved mean frequency on held-out tokens (seed 0): {pairs}")
     return "\n".join(lines)

@@ -90,7 +90,7 @@ def test_llm_bench_json_on_a_tiny_local_model(tiny_model_dir, tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     page = (tmp_path / "snippets.html").read_text()
     assert "<mark>" in page and "<svg" in page and "group target" in page
-    assert "dCE" in format_table(report)
+    assert "dCE" in format_table(report) and "gba groups, target -> achieved" in format_table(report)
 
 
 def test_lr_sweep_is_recorded_and_used(tiny_model_dir, tmp_path, capsys):
