@@ -91,7 +91,8 @@ def consistency_figure(rows: list[dict], random_floor: dict, path: str | Path, t
     for r, c in zip(rows, colors):
         if r["consistency_mean_mcs"] is None:   # a single seed has no consistency
             continue
-        ax2.scatter(r["nmse"], r["consistency_mean_mcs"], color=c, s=30)
+        ax2.errorbar(r["nmse"], r["consistency_mean_mcs"], yerr=r.get("consistency_mean_mcs_sem") or 0.0,
+                     xerr=r.get("nmse_sem") or 0.0, fmt="o", color=c, ms=5, capsize=2)
         ax2.annotate(r["setting"], (r["nmse"], r["consistency_mean_mcs"]), fontsize=7, color=c,
                      textcoords="offset points", xytext=(4, 3))
     ax2.axhline(random_floor["consistency_mean_mcs"], color="gray", ls="--", lw=1)
