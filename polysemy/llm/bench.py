@@ -141,7 +141,7 @@ class LLMBenchConfig(Config):
         """CPU smoke test of ``--quick`` (< 15 min on 2 cores; see docs/llm.md); ``overrides`` win."""
         base = dict(layer=6, tokens=131_072, eval_tokens=32_768, ce_tokens=1_016, ce_seeds=2, width=1152,
                     batch_size=256, topk_ks=(16, 64), batchtopk_k=None, l1_coefs=(0.03, 0.1),
-                    gba_target_scales=(0.3, 3.0), arm_seeds=1,
+                    gba_target_scales=(0.3, 3.0), arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
                     gba_params=dict(QUICK_ADAPTATION), ba_params=dict(QUICK_ADAPTATION),
                     snippet_features=16, snippets_per_feature=8)
         base.update(overrides)

@@ -51,7 +51,7 @@ STANDARD = ("delta_ce", "kl", "explained_variance_raw", "alive_fraction", "ce_re
 
 
 def test_llm_bench_json_on_a_tiny_local_model(tiny_model_dir, tmp_path, capsys):
-    assert main(tiny_argv(tiny_model_dir, tmp_path, "--gba-scales", "0.5")) == 0
+    assert main(tiny_argv(tiny_model_dir, tmp_path, "--gba-scales", "0.5", "--lr-sweep", "")) == 0
     report = json.loads(capsys.readouterr().out)
     rows = report["methods"]
     k = report["l0_matched_k"]
@@ -134,6 +134,7 @@ def test_config_json_round_trip_and_presets():
     cfg = LLMBenchConfig.quick(layer=3, topk_ks=(8, 16))
     assert LLMBenchConfig.from_json(cfg.to_json()) == cfg
     assert [s[0] for s in cfg.settings()].count("topk") == 2
+    assert cfg.lr_sweep and LLMBenchConfig().lr_sweep == ()   # the presets sweep each method's lr
     medium = LLMBenchConfig.medium()
     assert medium.width >= 8 * 576 and medium.tokens >= 1_000_000 and medium.steps is None
     assert medium.seeds_for("main", "gba") == 3 and medium.seeds_for("l0-matched", "topk") == 3
