@@ -73,3 +73,25 @@ def test_llm_bench_on_the_packaged_model_at_a_tiny_size(tmp_path):
         assert 0 < r["explained_variance_raw"] < 1 and r["ce_tokens"] == 254
     # SmolLM2's residual stream has outlier coordinates: the raw EV differs from the normalised one
     assert any(abs(r["explained_variance_raw"] - r["explained_variance"]) > 0.05 for r in report["methods"])
+
+
+@pytest.mark.slow
+def test_gpu_script_plan_runs_at_a_tiny_size_on_the_cpu(tmp_path):
+    """benchmarks/llm_gpu.sh with POLYSEMY_GPU_TINY=1: the GPU plan (layer 15, bf16, every arm) on the CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "POLYSEMY_GPU_TINY": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "gpu"),
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(["bash", str(root / "benchmarks" / "llm_gpu.sh")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["layer"] == 15 and report["dtype"] == "bfloat16" and report["config"]["store_dtype"] == "bfloat16"
+    assert {(r["method"], r["arm"]) for r in report["methods"]} >= {("gba", "main"), ("topk", "l0-matched"),
+                                                                      ("batchtopk", "l0-matched"), ("topk-tied", "architecture")}
+    assert "llm_gpu.sh: smollm2-135m-instruct layer 15 on cpu" in done.stderr
