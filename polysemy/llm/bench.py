@@ -32,11 +32,6 @@ from .sites import DTYPES, SITES
 
 METHODS = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
 
-# The quick run is short (512 steps of 256), so bias adaptation takes 5x the paper's step size
-# (gamma 0.05) and adapts every 40 steps over the last 10,240 samples (>= 10 / ltf, so the rarest
-# group's neurons are seen firing). Our choice; longer runs use GBA's own defaults.
-QUICK_ADAPTATION = {"gamma_plus": 0.05, "gamma_minus": 0.05, "adapt_every": 40, "buffer": 10240}
-
 #: Packaged texts beyond the default Wikipedia summaries (``polysemy.llm.text.EXTRA_SOURCES``).
 ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
 
@@ -142,7 +137,6 @@ class LLMBenchConfig(Config):
         base = dict(layer=6, tokens=131_072, eval_tokens=32_768, ce_tokens=1_016, ce_seeds=2, width=1152,
                     batch_size=256, topk_ks=(16, 64), batchtopk_k=None, l1_coefs=(0.03, 0.1),
                     gba_target_scales=(0.3, 3.0), arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
-                    gba_params=dict(QUICK_ADAPTATION), ba_params=dict(QUICK_ADAPTATION),
                     snippet_features=16, snippets_per_feature=8)
         base.update(overrides)
         return cls(**base)
