@@ -74,7 +74,8 @@ class LLMBenchConfig(Config):
     topk_ks:    k values of topk; batchtopk_k: k of batchtopk (None: only the L0-matched one);
     l1_coefs:   lambda values of relu-l1.
     match_l0:   also train topk and batchtopk (and topk-tied) at k = GBA's measured L0 (seed mean).
-    tied_arms:  also train gba with the tied decoder and topk-tied (architecture against mechanism).
+    tied_arms:  also train gba with the other decoder (tied, unless --gba-decoder tied made the main row
+                tied) and topk-tied (architecture against mechanism).
     gba_target_scales: extra GBA settings with every target frequency (htf, ltf) multiplied by each
                 factor: GBA's own frontier.
     gba_params, ba_params, jumprelu_params: method parameters (the method's defaults where absent).
@@ -258,8 +259,12 @@ class LLMBenchConfig(Config):
                 for scale in self.gba_target_scales:
                     p = self.gba_scaled(scale)
                     plan.append(("gba", f"htf={p['htf']:.3g}", "gba", p, "gba-frontier"))
-                if self.tied_arms:
-                    plan.append(("gba-tied", "", "gba", {**self.gba_params, "decoder": "tied"}, "architecture"))
+                if self.tied_arms:   # the other decoder than the main row's (gba's default is untied)
+                    from ..sae.registry import get_method
+
+                    main = get_method("gba").Params.resolve(self.gba_params).decoder
+                    other = "untied" if main == "tied" else "tied"
+                    plan.append((f"gba-{other}", "", "gba", {**self.gba_params, "decoder": other}, "architecture"))
             elif method == "ba":
                 plan.append(("ba", "", "ba", dict(self.ba_params), "main"))
             elif method == "topk":

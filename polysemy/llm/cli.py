@@ -13,8 +13,9 @@ def register(subparsers) -> None:
         help="GBA vs TopK/BatchTopK/ReLU-L1/JumpReLU SAEs on a real language model's activations",
         description="Extract activations from a causal LM (packaged SmolLM2-135M by default, or --model PATH; "
                     "nothing is downloaded), train every SAE method on them with several seeds, and report "
-                    "nmse, explained variance, L0, alive fraction, CE-loss recovered, cross-seed consistency "
-                    "and seconds, with the sparsity-frontier and consistency figures and a snippet page.")
+                    "nmse, explained variance (normalised and raw), L0, alive fraction, CE-loss recovered, "
+                    "Delta CE, KL, cross-seed consistency and seconds, with the sparsity-frontier, downstream "
+                    "and consistency figures and snippet pages for GBA and TopK.")
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="CPU smoke test: layer 6, 131k tokens seen once, "
                         "width 1152, 2 seeds (< 15 min on 2 cores)")

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "ba": "tab:orange", "topk": "tab:blue",
+COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "gba-untied": "tab:brown", "ba": "tab:orange", "topk": "tab:blue",
           "topk-tied": "tab:olive", "batchtopk": "tab:cyan", "relu-l1": "tab:green", "jumprelu": "tab:purple"}
 
 

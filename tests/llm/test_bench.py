@@ -157,3 +157,9 @@ def test_stacked_seeds_train_the_same_saes_as_one_by_one(tiny_model_dir, tmp_pat
         assert a["method"] == b["method"] and a["seeds"] == b["seeds"] == 2
         for sa, sb in zip(a["per_seed"], b["per_seed"]):
             assert sa["nmse"] == pytest.approx(sb["nmse"], rel=1e-4) and sa["l0"] == pytest.approx(sb["l0"], rel=1e-4)
+
+
+def test_the_architecture_arm_takes_the_other_decoder():
+    names = lambda cfg: [(n, p.get("decoder")) for n, _, m, p, arm in cfg.settings() if arm == "architecture"]  # noqa: E731
+    assert names(LLMBenchConfig.quick()) == [("gba-tied", "tied")]
+    assert names(LLMBenchConfig.quick(gba_params={"decoder": "tied"})) == [("gba-untied", "untied")]
