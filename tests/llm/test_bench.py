@@ -10,7 +10,6 @@ pytest.importorskip("transformers", reason="the LLM extras (transformers) are no
 from polysemy.cli import main  # noqa: E402
 from polysemy.errors import ConfigError  # noqa: E402
 from polysemy.llm.bench import LLMBenchConfig, batchtopk_beta, format_table  # noqa: E402
-from polysemy.llm.cli import register  # noqa: E402,F401
 
 WORDS = [f"w{i}" for i in range(60)]
 
