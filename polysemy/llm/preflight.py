@@ -67,11 +67,11 @@ def model_block_count(model_path: str | None) -> int:
 def preflight(cfg, out: str | Path) -> list[str]:
     """Run every check above; returns the corpus' documents (so they are read once)."""
     from .model import check_device
-    from .text import load_texts
+    from .text import load_corpus
 
     check_output_dir("--out", out)
     check_device(cfg.device)
-    texts = load_texts(cfg.text)
+    texts = load_corpus(cfg.text, cfg.extra_texts)
     blocks = model_block_count(cfg.model)
     require(1 <= cfg.layer <= blocks, f"--layer must be an integer in [1, {blocks}] for this model, got {cfg.layer}")
     return texts

@@ -4,7 +4,8 @@ Layout::
 
     STORE/meta.json               model, layer, site, dtype, context length, token counts, the
                                   normalisation rule and its constants, ``complete``
-    STORE/shard-00000.safetensors acts   [C * (T - 1), d] float32  model-scale activations, positions 1..T-1
+    STORE/shard-00000.safetensors acts   [C * (T - 1), d] float32 or bfloat16 (``store_dtype``)
+                                                        model-scale activations, positions 1..T-1
                                   tokens [C, T]         int64    the C contexts (column 0 = BOS)
 
 Row ``r`` of a shard's ``acts`` is context ``r // (T - 1)``, position ``r % (T - 1) + 1`` of its ``tokens``,
@@ -35,11 +36,12 @@ def shard_path(root: Path, index: int) -> Path:
     return Path(root) / f"shard-{index:05d}.safetensors"
 
 
-def write_shard(root: Path, index: int, acts_ND: torch.Tensor, tokens_CT: torch.Tensor) -> None:
-    """Write one shard atomically."""
+def write_shard(root: Path, index: int, acts_ND: torch.Tensor, tokens_CT: torch.Tensor,
+                dtype: torch.dtype = torch.float32) -> None:
+    """Write one shard atomically, its activations in ``dtype`` (float32 or bfloat16)."""
     path = shard_path(root, index)
     tmp = Path(f"{path}.tmp-{os.getpid()}")
-    save_file({"acts": acts_ND.float().contiguous().cpu(), "tokens": tokens_CT.long().contiguous().cpu()}, str(tmp))
+    save_file({"acts": acts_ND.to(dtype).contiguous().cpu(), "tokens": tokens_CT.long().contiguous().cpu()}, str(tmp))
     os.replace(tmp, path)
 
 
@@ -79,10 +81,10 @@ class ActivationStore:
 
     # -- reading -----------------------------------------------------------------------------------
     def shard(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(acts ``[rows, d]`` model scale, tokens ``[C, T]``) of shard ``index``."""
+        """(acts ``[rows, d]`` float32 at model scale, tokens ``[C, T]``) of shard ``index``."""
         require(0 <= index < self.n_shards, f"shard index must be in [0, {self.n_shards - 1}], got {index}")
         data = load_file(str(shard_path(self.root, index)))
-        return data["acts"], data["tokens"]
+        return data["acts"].float(), data["tokens"]
 
     def tokens(self) -> torch.Tensor:
         """All contexts ``[N_contexts, T]`` in store order."""

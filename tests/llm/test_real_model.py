@@ -26,6 +26,7 @@ from polysemy.llm.text import load_texts, token_contexts  # noqa: E402
 def _check_real_model():
     lm = load_model()
     assert (lm.n_layers, lm.d_model) == (30, 576)
+    assert lm.label == "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to float32)"
     ctx = token_contexts(lm.tokenizer, load_texts(), context_length=48, n_contexts=6, seed=0)
     assert torch.all(ctx[:, 0] == lm.tokenizer.bos_token_id)
     hidden = lm.model(input_ids=ctx[:2], output_hidden_states=True).hidden_states[4]
@@ -37,7 +38,9 @@ def _check_real_model():
     ce = CEEvaluator(lm.model, ctx[:3], 4, "resid", norm, batch_contexts=3)
     # A 135M model on Wikipedia text: a few nats per token; zero-ablating a middle block is far worse.
     assert 1.5 < ce.ce_clean < 5.0 and ce.ce_zero > ce.ce_clean + 2.0
-    assert ce.evaluate(lambda x: x)["ce_recovered"] == pytest.approx(1.0, abs=1e-3)
+    perfect = ce.evaluate(lambda x: x)
+    assert perfect["ce_recovered"] == pytest.approx(1.0, abs=1e-3) and perfect["kl"] < 1e-3
+    assert ce.kl_zero > 1.0   # zeroing block 4 at every position, BOS included, wrecks the predictions
 
 
 @pytest.mark.slow
@@ -50,3 +53,45 @@ def test_packaged_model_when_already_cached():
         pytest.skip("the dequantised SmolLM2 is not cached yet (first load ~30-80 s): run "
                     "`pytest -m slow tests/llm` or `polysemy llm-bench --quick` once")
     _check_real_model()
+
+
+@pytest.mark.slow
+def test_llm_bench_on_the_packaged_model_at_a_tiny_size(tmp_path):
+    """Every path of --quick on the real model, at a tiny size (about a minute on 2 cores)."""
+    from polysemy.llm.bench import LLMBenchConfig, run_llm_bench
+
+    cfg = LLMBenchConfig.quick(tokens=4096, eval_tokens=2048, ce_tokens=254, width=256, batch_size=128,
+                               snippet_features=3)
+    report = run_llm_bench(cfg, tmp_path, progress=False)
+    assert report["model_label"].startswith("SmolLM2-135M-Instruct (Q4_1")
+    assert report["ce_zero"] > report["ce_clean"] + 3 and report["kl_zero"] > 3
+    rows = {(r["method"], r["arm"]) for r in report["methods"]}
+    assert {("topk", "l0-matched"), ("batchtopk", "l0-matched"), ("topk-tied", "architecture"),
+            ("gba-tied", "architecture"), ("gba", "gba-frontier")} <= rows
+    for r in report["methods"]:
+        assert 0 < r["delta_ce"] < report["ce_zero"] - report["ce_clean"] and r["kl"] > 0
+        assert 0 < r["explained_variance_raw"] < 1 and r["ce_tokens"] == 254
+    # SmolLM2's residual stream has outlier coordinates: the raw EV differs from the normalised one
+    assert any(abs(r["explained_variance_raw"] - r["explained_variance"]) > 0.05 for r in report["methods"])
+
+
+@pytest.mark.slow
+def test_gpu_script_plan_runs_at_a_tiny_size_on_the_cpu(tmp_path):
+    """benchmarks/llm_gpu.sh with POLYSEMY_GPU_TINY=1: the GPU plan (layer 15, bf16, every arm) on the CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "POLYSEMY_GPU_TINY": "1", "PYTHON": sys.executable, "OUT": str(tmp_path / "gpu"),
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(["bash", str(root / "benchmarks" / "llm_gpu.sh")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["layer"] == 15 and report["dtype"] == "bfloat16" and report["config"]["store_dtype"] == "bfloat16"
+    assert {(r["method"], r["arm"]) for r in report["methods"]} >= {("gba", "main"), ("topk", "l0-matched"),
+                                                                      ("batchtopk", "l0-matched"), ("topk-tied", "architecture")}
+    assert "llm_gpu.sh: smollm2-135m-instruct layer 15 on cpu" in done.stderr

