@@ -1,8 +1,8 @@
 """Training dynamics of GBA: snapshots of one run, for figure 6.
 
-The run is trained in chunks through ``polysemy.sae.train(..., resume=previous)`` on one continuing
-data stream, so the snapshots do not perturb training (resuming is exact, see polysemy.sae). After each
-chunk we record:
+The run is one ``polysemy.sae.train`` call; its ``on_log`` hook takes a snapshot at every log point
+(steps // snapshots apart), so the snapshots do not perturb training and an lr schedule runs as in any
+other run. At step 0 (the initialisation) and at each log point we record:
 
 - each true feature's best |cosine| with any decoder row (the feature's recovery so far);
 - each neuron's activation frequency on a fixed probe batch (fraction of samples with a positive

@@ -259,7 +259,7 @@ def draw_dynamics(frames: dict, quick: bool) -> Drawn:
     axes[1].set_yscale("log")
     axes[1].set_xlabel("training step")
     axes[1].set_ylabel("neuron activation frequency (median per group)")
-    axes[1].set_title("frequencies (solid) move to their group targets (dotted)")
+    axes[1].set_title("group frequencies (solid) against their targets (dotted): a ceiling")
     axes[1].legend(fontsize=7)
     fig.suptitle(f"GBA training dynamics ({rec.description})")
     rows = []
