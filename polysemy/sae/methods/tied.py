@@ -73,7 +73,8 @@ class TiedParams(MethodParams):
     a0:           initial output scale a_m (0.01; our choice from docs/recovery-study.md: a small a0
                   decouples the neurons early, as the theory's a -> 0; FRR(0.99) 0.35 -> 0.80).
     smooth_width: width h of the smooth ReLU (0.1; our choice).
-    input_scale:  "none" (default), "mean-norm" or a positive number c: train on x / c, c estimated once
+    input_scale:  "none" (default here and for ba-theory, gba-paper; gba and ba default to "mean-norm"),
+                  "mean-norm" or a positive number c: train on x / c, c estimated once
                   from the first batch as the mean centred norm (our choice; see the module docstring),
                   so the bias clamp [-1, 0] sees O(1) inputs. encode/decode/W_dec stay in units of x.
     pre_bias:     "train" (default; b_pre gets gradients, docs/paper.md section 3 [inferred]) or "fixed":
