@@ -146,17 +146,8 @@ def _json_report(args, cfg, width, true_l0, check, oracle, results, path, second
 
 def _train_and_score(cfg, world, width: int, args) -> dict:
     """Random init, TopK (k = true L0) and GBA: trained on the same stream, scored on fresh samples."""
-    try:
-        from .sae import TrainConfig, train
-        from .sae.evaluate import evaluate_on_world
-    except ImportError:  # the trainer is not installed: score a random dictionary instead
-        import numpy as np
-
-        from .theory.metrics import recovery_metrics
-
-        rows = np.random.default_rng(args.seed).standard_normal((width, world.d))
-        return {"random dictionary": {"metrics": recovery_metrics(rows, world.V), "seconds": None,
-                                      "history": None, "best_cos": None}}
+    from .sae import TrainConfig, train
+    from .sae.evaluate import evaluate_on_world
     from .theory.metrics import cosine_matrix
 
     k = max(1, int(round(world.expected_l0)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..sae.evaluate import evaluate_on_world as sae_evaluate
 from .spec import Cell
 
 EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweeps
@@ -60,22 +61,8 @@ def _theory(world_cfg) -> dict[str, Any]:
 
 
 def evaluate_on_world(model, world, n_samples: int, seed: int) -> dict[str, Any]:
-    """``polysemy.sae.evaluate.evaluate_on_world`` (DESIGN.md); the same computation inline when
-    that module is not importable: recovery metrics of ``model`` on ``n_samples`` fresh samples."""
-    try:
-        from ..sae.evaluate import evaluate_on_world as sae_evaluate
-    except ImportError:
-        sae_evaluate = None
-    if sae_evaluate is not None:
-        return sae_evaluate(model, world, n_samples=n_samples, seed=seed)
-    import torch
-
-    from ..theory.metrics import recovery_metrics
-
-    batch = world.sample_with_truth(n_samples, torch.Generator().manual_seed(seed))
-    acts = model.encode(batch.x)
-    return recovery_metrics(model.W_dec, world.V, acts=acts, x=batch.x, x_hat=model.decode(acts),
-                            truth_codes=batch.dense_codes(world.n))
+    """Recovery metrics of ``model`` on ``n_samples`` fresh samples (``polysemy.sae.evaluate``)."""
+    return sae_evaluate(model, world, n_samples=n_samples, seed=seed)
 
 
 def _jsonable(value: Any) -> Any:

@@ -174,7 +174,7 @@ def lr_scale(cfg: TrainConfig, step: int) -> float:
 
 def one_step(method, model, optimizer: StackedAdam, hyper: dict, x_GBD: torch.Tensor, step: int, scale: float,
              precision: str = "fp32"):
-    """One optimisation step of the loop (shared by the trainer and ``timing.time_steps``).
+    """One optimisation step of the loop (shared by the trainer and the throughput bench).
 
     It never reads a value back from the device (no host sync on a GPU): the trainer checks the
     losses and inputs for NaN/inf at log time (:class:`_FiniteCheck`). ``precision`` applies to the
