@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..sae.evaluate import evaluate_on_world as sae_evaluate
+from ..sae.evaluate import evaluate_on_world
 from .spec import Cell
 
 EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweeps
@@ -58,11 +58,6 @@ def _theory(world_cfg) -> dict[str, Any]:
         return {}
     from ..theory import bands
     return _jsonable(bands.predict(world_cfg))
-
-
-def evaluate_on_world(model, world, n_samples: int, seed: int) -> dict[str, Any]:
-    """Recovery metrics of ``model`` on ``n_samples`` fresh samples (``polysemy.sae.evaluate``)."""
-    return sae_evaluate(model, world, n_samples=n_samples, seed=seed)
 
 
 def _jsonable(value: Any) -> Any:

@@ -131,7 +131,6 @@ class SystemSpec:
 
 
 TOPK_FAMILIES = ("polysemy-topk", "saelens-topk", "saelens-batchtopk", "sparsify-topk")
-TOPK_BATCH = 1024   # polysemy's TopK trains at sparsify's batch (sparsify_peer.DEFAULT_BATCH) in the peers
 
 
 def systems_for(world, families) -> list[SystemSpec]:
@@ -185,7 +184,7 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
         from ..sae import TrainConfig
         # TopK systems train at one batch size (sparsify's), so their clocks compare like for like
         # (our choice); GBA at its own default.
-        batch = (TOPK_BATCH if family in TOPK_FAMILIES
+        batch = (sparsify_peer.DEFAULT_BATCH if family in TOPK_FAMILIES
                  else TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size)
         return ours.fit(family.removeprefix("polysemy-"), stream(batch), monitor=RecoveryMonitor(truth_ND, checkpoints),
                         truth_ND=truth_ND, k=spec.k, device=cfg.device, batch_size=batch, **common)

@@ -30,8 +30,7 @@ def _preset(name: str, **changes):
 
 
 # Every method runs with its own defaults (lr included: TrainConfig.lr = None takes the method's), so the
-# figures show GBA as a user gets it (docs/recovery-study.md): input scale mean-norm, biases started at
-# their target quantile, untied decoder, lr 1e-2 decaying over the last 20%.
+# figures show GBA as a user gets it (its defaults and why: docs/recovery-study.md, section 0).
 
 
 def _train(quick: bool, method: str = "gba", **kw):

@@ -110,7 +110,6 @@ def group_report(model, floor_G: torch.Tensor, n_groups: int) -> dict[str, torch
     """Per group k: its target ``g{k}_target``, the mean frequency its neurons achieved in the last
     window ``g{k}_freq``, and the fraction of its biases at a bound (the floor, or the ceiling 0)
     ``g{k}_at_bound``; plus ``bias_at_bound`` over all neurons. Each value is a [G] tensor."""
-    G, M = model.bias_GM.shape
     at_bound = ((model.bias_GM <= floor_G[:, None] + 1e-6) | (model.bias_GM >= -1e-9)).to(torch.float32)
     one_hot = torch.nn.functional.one_hot(model.group_GM, n_groups).to(torch.float32)   # [G, M, K]
     size = one_hot.sum(1).clamp(min=1.0)                                               # [G, K]

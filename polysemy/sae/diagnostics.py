@@ -18,13 +18,17 @@ BOUND_WARNING = 0.05         # warn when more than this fraction of biases ends 
 _GROUP_COLUMN = re.compile(r"^g(\d+)_(target|freq|at_bound)$")
 
 
-def samples_to_recovery(history: pd.DataFrame, level: float = RECOVERY_LEVEL) -> int | None:
-    """Samples seen at the first logged point where FRR(0.9) >= ``level``; None if never (or if the run
-    logged no recovery because no truth was given). Resolution: the history's ``log_every``."""
-    if RECOVERY_TAU not in history.columns or history.empty:
-        return None
-    hit = history[history[RECOVERY_TAU] >= level]
-    return int(hit["samples"].iloc[0]) if len(hit) else None
+def samples_to_recovery(points, level: float = RECOVERY_LEVEL) -> int | None:
+    """Samples seen at the first point where FRR(0.9) >= ``level``; None if never (or if no point has
+    recovery, e.g. a run trained without the truth). ``points``: a training history (DataFrame) or a
+    recovery curve (a list of dicts, as the peers record), each row with ``samples`` and ``frr_0.9``.
+    Resolution: the spacing of the points (the history's ``log_every``)."""
+    rows = points.to_dict("records") if isinstance(points, pd.DataFrame) else points
+    for row in rows:
+        value = row.get(RECOVERY_TAU)
+        if value is not None and value >= level:      # NaN (a row logged without truth) never counts
+            return int(row["samples"])
+    return None
 
 
 def adaptation_report(history: pd.DataFrame) -> list[dict] | None:

@@ -56,8 +56,9 @@ class StackedSAE(nn.Module):
 class TiedSAE(StackedSAE):
     """The paper's tied SAE, stacked. Parameters: w_GMD (unit rows), a_GM, b_pre_GD.
     With ``decoder="untied"`` the decoder has its own unit rows v_GMD: x_hat = sum_m z_m a_m v_m + b_pre
-    (the encoder keeps w; our choice, see methods/gba.py). Buffers: bias_GM in [-1, 0] for BA/GBA, the adaptation state (see bias_adaptation.py), and the
-    input scale c = input_scale_G (1 unless the method's ``input_scale`` is set; our choice).
+    (the encoder keeps w; our choice, see methods/gba.py). Buffers: bias_GM in [-1, 0] for BA/GBA, the
+    adaptation state (see bias_adaptation.py), and the input scale c = input_scale_G (1 unless the
+    method's ``input_scale`` is set; our choice).
 
     With c != 1 the SAE itself lives on the scale x / c: w, a, b_pre and b are those of the paper's SAE
     applied to x' = x / c (so the bias clamp [-1, 0] sees O(1) inputs). Callers stay on the scale of x:
@@ -96,13 +97,11 @@ class TiedSAE(StackedSAE):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the input scale existed: c = 1 (what they were trained with)
-        key = prefix + "input_scale_G"
-        if key not in state_dict and prefix + "w_GMD" in state_dict:
-            state_dict[key] = torch.ones(state_dict[prefix + "w_GMD"].shape[0])
         # ... and before the achieved frequency was kept: unknown, 0
-        key = prefix + "freq_GM"
-        if key not in state_dict and prefix + "w_GMD" in state_dict:
-            state_dict[key] = torch.zeros(state_dict[prefix + "w_GMD"].shape[:2])
+        w = state_dict.get(prefix + "w_GMD")
+        if w is not None:
+            for name, missing in (("input_scale_G", torch.ones(w.shape[0])), ("freq_GM", torch.zeros(w.shape[:2]))):
+                state_dict.setdefault(prefix + name, missing)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def structure(self) -> dict:
@@ -136,7 +135,7 @@ class TiedSAE(StackedSAE):
 
     @torch.no_grad()
     def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
-        """x_hat = acts (a w) + c b_pre."""
+        """x_hat = acts (a w) + c b_pre (untied: a v)."""
         return torch.baddbmm(self.offset_GD()[:, None, :], acts_GBM * self.a_GM[:, None, :], self.decoder_directions())
 
     def offset_GD(self) -> torch.Tensor:
@@ -144,7 +143,7 @@ class TiedSAE(StackedSAE):
         return self.b_pre_GD.detach() * self.input_scale_G[:, None]
 
     def decoder_rows(self) -> torch.Tensor:
-        """Effective decoder rows a_m w_m, [G, M, D] (x_hat = acts @ rows + c b_pre)."""
+        """Effective decoder rows a_m w_m (untied: a_m v_m), [G, M, D] (x_hat = acts @ rows + c b_pre)."""
         return self.decoder_directions().detach() * self.a_GM.detach()[:, :, None]
 
     def unscaled_copy(self) -> "TiedSAE":

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ...sae.diagnostics import samples_to_recovery  # noqa: F401  (one rule for every curve; re-exported)
+
 
 class PeerUnavailable(RuntimeError):
     """The peer's package is not installed (or cannot run here); the harness skips it with this text."""
@@ -123,11 +125,3 @@ class RecoveryMonitor:
         frr = metrics.frr(rows, self.truth_ND.detach().float().cpu().numpy(), taus=(0.9, 0.99))
         self.curve.append({"samples": int(samples), "seconds": float(seconds),
                            "frr_0.9": float(frr["0.9"]), "frr_0.99": float(frr["0.99"])})
-
-
-def samples_to_recovery(curve: list[dict], target: float = 0.95, key: str = "frr_0.9") -> int | None:
-    """First checkpoint's sample count at which ``key`` ≥ ``target``; ``None`` ("never") if none."""
-    for point in curve:
-        if point[key] >= target:
-            return int(point["samples"])
-    return None

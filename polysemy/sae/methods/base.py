@@ -9,9 +9,8 @@ parameters named by ``structure_key`` must be equal within a stack.
 
 from __future__ import annotations
 
-import hashlib
-
 import dataclasses
+import hashlib
 
 import torch
 

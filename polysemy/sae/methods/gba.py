@@ -200,10 +200,13 @@ class GBA(TiedMethod):
     @torch.no_grad()
     def init_biases(self, model, cfgs, x0_GBD) -> None:
         """bias_init="quantile": fire at the target on the first batch (see AdaptationParams)."""
-        floor = torch.tensor([c.method_params.bias_floor for c in cfgs], device=x0_GBD.device)
+        params = [c.method_params for c in cfgs]
+        if all(p.bias_init == "zero" for p in params):
+            return                                    # the paper's start: no projections to sort
+        floor = torch.tensor([p.bias_floor for p in params], device=x0_GBD.device)
         quantile = adaptation.quantile_biases(model.project(x0_GBD), model.target_GM, floor)
-        for g, cfg in enumerate(cfgs):
-            if cfg.method_params.bias_init == "quantile":
+        for g, p in enumerate(params):
+            if p.bias_init == "quantile":
                 model.bias_GM[g] = quantile[g]
 
     def log_values(self, model, hyper=None) -> dict:
@@ -221,8 +224,6 @@ class BA(GBA):
 
     def target_list(self, params) -> list[float]:
         return [params.target]
-
-
 
 
 @dataclasses.dataclass(frozen=True)
