@@ -5,7 +5,7 @@
   [paper], in d = 112 [our calibration]. The paper says d = 42, but there TopK recovers nothing at
   K = 20, 30 or 50, while the paper reports K = 20 at 98.4% (FRR 0.9). The TopK rows do not depend on
   GBA, so we moved d until they matched (benchmarks/calibrate_paper_toy.py, docs/recovery-study.md):
-  at d = 112, K = 20 recovers 100% and K = 50 0% (paper 23.4%), K = 30 56% (paper 24.2%).
+  at d = 112, K = 20 recovers 100% and K = 50 0% (paper 23.4%), K = 30 45% (paper 24.2%), 2 seeds.
 - ``paper-toy-literal``: the same world read literally, d = 42 (the preset ``paper-toy`` of 0.1).
 - ``theorem-uniform``: the theorem's uniform world (docs/paper.md sections 1, 5): n = 256, d = 64, exactly s = 3
   features per sample, uniform supports, Gaussian V (f = 3/256).
