@@ -77,6 +77,7 @@ METHOD_KNOBS: dict[str, tuple[Any, tuple[str, ...], str]] = {
     "decoder": (str, ("decoder",), "untied (default for gba, ba) or tied, the paper's (gba-paper)"),
     "bias-init": (str, ("bias_init",), "quantile (default for gba, ba: fire at the target from step 0) or zero"),
     "bias-floor": (float, ("bias_floor",), "lower clamp of the adapted biases, in units of x / c (default -1)"),
+    "lowering": (str, ("lowering",), "proportional (default for gba, ba) or full, the paper's bias-lowering step"),
     "pre-bias": (str, ("pre_bias",), "train (default) or fixed at the first batch's mean (gba, ba, ba-theory)"),
     "l1": (float, ("l1",), "L1 coefficient (relu-l1)"),
     "l0-coef": (float, ("l0_coef",), "L0 penalty coefficient (jumprelu)"),

@@ -149,3 +149,10 @@ def test_gba_paper_is_the_published_recipe():
     ours = TrainConfig(method="gba")
     assert (ours.lr, ours.lr_schedule) == (1e-2, "linear-decay")
     assert (ours.method_params.input_scale, ours.method_params.decoder) == ("mean-norm", "untied")
+
+
+def test_train_cli_sets_the_lowering_step(capsys):
+    assert main([*TRAIN, "--steps", "5", "--lowering", "full"]) == 0
+    assert json.loads(capsys.readouterr().out)["train_config"]["params"]["lowering"] == "full"
+    assert main([*TRAIN, "--steps", "5", "--lowering", "sideways"]) == 2
+    assert "lowering must be one of" in capsys.readouterr().err
