@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polysemy.atomic import write_text_atomic
+from polysemy.io import write_text_atomic
 from polysemy.sae import TrainConfig, train_stacked
 from polysemy.sae.evaluate import evaluate_on_world
 from polysemy.simulate import World, WorldConfig

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from polysemy.atomic import write_text_atomic
+from polysemy.io import write_text_atomic
 from polysemy.sae import TrainConfig, train_stacked
 from polysemy.sae.evaluate import evaluate_on_world
 from polysemy.sae.diagnostics import samples_to_recovery

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo wall time: {seconds:.1f} s (the README's duration claim should cover this)")
     problems = compare(match.group(1), fresh)
     if args.write:
-        from polysemy.atomic import write_text_atomic
+        from polysemy.io import write_text_atomic
 
         write_text_atomic(readme, text[:match.start(1)] + fresh + text[match.end(1):])
         print(f"wrote the fresh demo table into {readme} ({len(problems)} difference(s) before)")

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from polysemy.atomic import write_text_atomic
+from polysemy.io import write_text_atomic
 from polysemy.errors import ConfigError
 from polysemy.sae import TrainConfig, get_method, list_methods, train
 from polysemy.sae.evaluate import evaluate_on_world

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from polysemy.atomic import write_text_atomic
+from polysemy.io import write_text_atomic
 from polysemy.errors import ConfigError
 from polysemy.sae import TrainConfig, train_stacked
 from polysemy.sae.evaluate import evaluate_on_world

@@ -188,6 +188,8 @@ def _figure(results: dict, out: Path, preset: str, cfg=None, width: int | None =
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from .io import save_figure_atomic
+
     floor = 0.5
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
     # One colour per model, the same in both panels.
@@ -221,14 +223,4 @@ def _figure(results: dict, out: Path, preset: str, cfg=None, width: int | None =
     if cfg is not None:
         title += f": n = {cfg.n}, d = {cfg.d}, s = {cfg.s}, width {width}, {steps} steps"
     fig.suptitle(title + "\nGBA is told nothing about s; TopK is given the true k")
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "demo.png"
-    tmp = out / f".demo.png.tmp-{os.getpid()}"
-    try:
-        fig.savefig(tmp, format="png", dpi=130)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_figure_atomic(fig, out / "demo.png", format="png", dpi=130)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..io import to_jsonable
 from ..sae.evaluate import evaluate_on_world
 from .spec import Cell
 
@@ -43,7 +44,7 @@ def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: 
         metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
         eval_seconds = time.perf_counter() - t0
         rows.append({
-            "metrics": _jsonable(metrics),
+            "metrics": to_jsonable(metrics),
             "theory": _theory(cell.world),
             "train_seconds": train_seconds / len(cells),
             "seconds": train_seconds / len(cells) + eval_seconds,
@@ -57,20 +58,7 @@ def _theory(world_cfg) -> dict[str, Any]:
     if getattr(world_cfg, "fixed_dictionary", False):
         return {}
     from ..theory import bands
-    return _jsonable(bands.predict(world_cfg))
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn numpy/torch scalars and arrays, tuples and nested dicts into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    return value
+    return to_jsonable(bands.predict(world_cfg))
 
 
 def dry_run_group(cells: list[Cell]) -> list[dict[str, Any]]:

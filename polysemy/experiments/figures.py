@@ -7,11 +7,10 @@ written atomically. The drawing code is in :mod:`polysemy.experiments.plots`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_text_atomic
+from ..io import save_figure_atomic, write_text_atomic
 from ..errors import ConfigError
 from .runner import run_sweep
 from .store import load_results
@@ -75,14 +74,10 @@ def save_drawn(drawn, out: Path, name: str) -> list[Path]:
     """Write the figure as PNG and PDF and its numbers as CSV, each atomically."""
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        path = out / f"{name}.{ext}"
-        tmp = out / f".{name}.{ext}.tmp-{os.getpid()}"
-        drawn.figure.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        os.replace(tmp, path)
-        paths.append(path)
+        paths.append(save_figure_atomic(drawn.figure, out / f"{name}.{ext}", close=False, format=ext, dpi=150,
+                                        bbox_inches="tight"))
     plt.close(drawn.figure)
     csv_path = out / f"{name}.csv"
     write_text_atomic(csv_path, drawn.table.to_csv(index=False))

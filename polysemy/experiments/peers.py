@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..atomic import write_text_atomic
+from ..io import save_figure_atomic, write_text_atomic
 from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
 from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
@@ -360,10 +360,7 @@ def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
         ax.set_title(f"recovery against time: {world}")
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 def save_outputs(result: dict, out_dir: str) -> dict:

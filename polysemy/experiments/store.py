@@ -5,7 +5,7 @@ Layout::
     <store>/spec.json              the SweepSpec that filled it (informational; rewritten per run)
     <store>/cells/<cell_id>.json   one finished cell: config, metrics, theory, seconds, versions
 
-Every file is written atomically (``<path>.tmp-<pid>`` then ``os.replace``), so a reader, or a rerun
+Every file is written atomically (``polysemy.io``: ``<path>.tmp-<pid>`` then ``os.replace``), so a reader, or a rerun
 after SIGKILL, sees either the whole cell or none of it. A cell file's presence is the only record that
 the cell is done: there is no index to get out of sync. Stray ``*.tmp-*`` files left by a killed
 process are ignored and removed on the next run.
@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..atomic import write_text_atomic
+from ..io import to_jsonable, write_text_atomic
 
 CELLS_DIR = "cells"
 
@@ -65,7 +65,7 @@ class ResultStore:
     def write_cell(self, row: dict[str, Any]) -> Path:
         """Store one finished cell (``row["cell_id"]`` names the file)."""
         path = self.cell_path(row["cell_id"])
-        write_text_atomic(path, json.dumps(row, sort_keys=True, indent=1, default=_json_default))
+        write_text_atomic(path, json.dumps(to_jsonable(row), sort_keys=True, indent=1))
         return path
 
     def read_cell(self, cell_id: str) -> dict[str, Any]:
@@ -123,18 +123,6 @@ class ResultStore:
             except FileNotFoundError:
                 pass
         return len(stale)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot store {type(value).__name__} in a result row")
 
 
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -558,7 +558,7 @@ def save_bench(result: dict, out_dir: str) -> dict:
     import csv
     import io
 
-    from ..atomic import write_json_atomic, write_text_atomic
+    from ..io import write_json_atomic, write_text_atomic
 
     paths = {"json": os.path.join(out_dir, "bench.json"), "csv": os.path.join(out_dir, "bench.csv")}
     write_json_atomic(paths["json"], result, default=str)

@@ -333,7 +333,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     from .extract import extract_activations
     from .figures import figures_from_report
     from .model import check_device, load_model
-    from ..atomic import write_json_atomic, write_text_atomic
+    from ..io import to_jsonable, write_json_atomic, write_text_atomic
     from .snippets import choose_features, snippets_page
     from .splice import CEEvaluator
     from .text import token_contexts
@@ -541,7 +541,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
                     "downstream": str(out / "downstream.png"), "snippets": snippet_pages.get("gba"),
                     "snippets_topk": snippet_pages.get("topk")},
     }
-    report = _jsonable(report)
+    report = to_jsonable(report, strict=True)
     figures_from_report(report, out)
     write_json_atomic(out / "results.json", report)
     return report
@@ -565,18 +565,6 @@ def _gba_targets(sae, features: list[int]) -> dict[int, str] | None:
     if target is None:
         return None
     return {m: f"group target frequency {100 * float(target[0, m]):.3g}%" for m in features}
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def format_table(report: dict) -> str:

@@ -25,7 +25,7 @@ from .deps import require_transformers
 from .model import LoadedModel
 from .normalize import NormalizeConfig, Normalizer
 from .sites import capture, check_site
-from ..atomic import write_json_atomic
+from ..io import write_json_atomic
 from .store import META, STORE_VERSION, ActivationStore, read_meta, shard_path, write_shard
 
 

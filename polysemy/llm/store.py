@@ -18,7 +18,6 @@ and an interrupted extraction resumes by skipping the shards that exist.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError, require
+from ..io import atomic_path
 from .normalize import Normalizer
 
 META = "meta.json"
@@ -39,10 +39,9 @@ def shard_path(root: Path, index: int) -> Path:
 def write_shard(root: Path, index: int, acts_ND: torch.Tensor, tokens_CT: torch.Tensor,
                 dtype: torch.dtype = torch.float32) -> None:
     """Write one shard atomically, its activations in ``dtype`` (float32 or bfloat16)."""
-    path = shard_path(root, index)
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    save_file({"acts": acts_ND.to(dtype).contiguous().cpu(), "tokens": tokens_CT.long().contiguous().cpu()}, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(shard_path(root, index)) as tmp:
+        save_file({"acts": acts_ND.to(dtype).contiguous().cpu(), "tokens": tokens_CT.long().contiguous().cpu()},
+                  str(tmp))
 
 
 def read_meta(root: str | Path) -> dict | None:

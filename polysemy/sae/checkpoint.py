@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError
+from ..io import atomic_path
 from .config import TrainConfig
 from .models import SAE, TiedSAE, UntiedSAE
 from .trainer import TrainResult
@@ -121,25 +122,11 @@ def check_save_target(path, *, overwrite: bool = True, param: str = "path", owne
 def _write_dir_atomically(path: Path, write, owned=is_checkpoint) -> None:
     """Call write(tmp_dir), then move tmp_dir to path (replacing an old directory only if ``owned``)."""
     path = check_save_target(path, param="checkpoint path", owned=owned)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_path(path) as tmp:   # <name>.tmp-<pid>, and an old folder moved aside to <name>.old-<pid>
+        tmp.mkdir()
         write(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f"{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        for rest in _leftovers(path, "tmp") + _leftovers(path, "old"):  # a killed earlier writer's
-            shutil.rmtree(rest, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    for rest in _leftovers(path, "tmp") + _leftovers(path, "old"):  # a killed earlier writer's
+        shutil.rmtree(rest, ignore_errors=True)
 
 
 def save_checkpoint(result_or_model, path, extra_json: dict | None = None) -> Path:

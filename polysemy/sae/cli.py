@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, require, require_int_range
+from ..io import to_jsonable
 from ..jsonout import emit_json
 from . import diagnostics
 
@@ -182,18 +183,6 @@ def train_config_from_args(args, n: int):
                        stop_on_plateau=args.stop_on_plateau)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _check_outputs(args) -> Path | None:
     """--save / --resume / --checkpoint-every, checked before any work; returns the folder to save to."""
     from ..outputs import check_output_dir
@@ -326,10 +315,10 @@ def run_train(args) -> int:
     }
     if target is not None:
         path = save_checkpoint(result, target, extra_json={RUN_FILE: run_info,
-                                                           "evaluation.json": _jsonable(report)})
+                                                           "evaluation.json": to_jsonable(report, strict=True)})
         report["saved"] = str(path)
     if args.json:
-        emit_json(args, _jsonable(report), sort_keys=True)
+        emit_json(args, to_jsonable(report, strict=True), sort_keys=True)
     else:
         print(format_report(report, world_cfg))
     return 0

@@ -10,12 +10,11 @@ regime. ``--json`` prints one JSON object instead (keys: docs/theory.md).
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from typing import Any
 
 from ..errors import require_int_range
+from ..io import to_jsonable
 from ..jsonout import emit_json
 from ..memory import FLOAT64, require_memory
 
@@ -35,17 +34,6 @@ def register(subparsers) -> None:
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the sample stream (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     parser.set_defaults(func=run_check)
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats become None, so the output is strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def check_world(cfg, samples: int = DEFAULT_SAMPLES, data_seed: int = 0) -> dict[str, Any]:
@@ -75,7 +63,7 @@ def check_world(cfg, samples: int = DEFAULT_SAMPLES, data_seed: int = 0) -> dict
                          "measured": measured.to_dict() if measured else None}
     result.update({"config": cfg.to_dict(), "config_hash": cfg.config_hash(), "samples": samples,
                    "data_seed": data_seed, "conditions": by_name})
-    return _jsonable(result)
+    return to_jsonable(result, strict=True)  # non-finite floats become None: strict JSON
 
 
 def _fmt(x: Any) -> str:

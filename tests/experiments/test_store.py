@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from polysemy.atomic import write_text_atomic as atomic_write_text
+from polysemy.io import write_text_atomic as atomic_write_text
 from polysemy.experiments.store import ResultStore, flatten_row, load_results, versions
 
 
