@@ -6,17 +6,25 @@
                    [--systems polysemy-gba,sparsify-topk,...] [--device cuda]
 
 Both print a table (or one JSON object with ``--json``) and save their results (JSON, CSV, and for
-``peers`` a figure) under ``--out``.
+``peers`` a figure) under ``--out``. Both run through the experiment runner into a result store under
+``--out`` (``peers-store/``, ``bench-store/``: one file per finished system, or per timed shape), so an
+interrupted run resumes when the same command is run again; ``bench`` without ``--out`` keeps nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import require
 from ..jsonout import emit_json
 from ..outputs import check_output_dir
+from .store import check_store_dir
+
+PEERS_STORE = "peers-store"   # the result store under --out
+BENCH_STORE = "bench-store"
+RESUME_HINT = "finished units are kept in the store under --out; run the same command again to resume"
 
 
 def _csv_list(text: str) -> tuple:
@@ -64,7 +72,7 @@ def register(subparsers) -> None:
     bench.add_argument("--no-sparsify", action="store_true", help="skip sparsify's TopK even if installed")
     bench.add_argument("--decode", choices=["auto", "sparse", "dense"], default=None,
                        help="force the sparse or the dense decode path (default auto: per step, by L0)")
-    bench.set_defaults(func=run_bench_command)
+    bench.set_defaults(func=run_bench_command, interrupt_hint=lambda args: RESUME_HINT if args.out else None)
 
     peers = subparsers.add_parser(
         "peers", help="recovery and speed against SAELens, sparsify and scikit-learn on one stream",
@@ -81,7 +89,7 @@ def register(subparsers) -> None:
                        help="subset of system families (default: all), e.g. polysemy-gba,sparsify-topk")
     peers.add_argument("--seed", type=int, default=None, help="initialisation seed (default 0)")
     peers.add_argument("--device", default=None, help="where polysemy and sparsify train: cpu (default), cuda")
-    peers.set_defaults(func=run_peers_command)
+    peers.set_defaults(func=run_peers_command, interrupt_hint=RESUME_HINT)
 
 
 def _given(args, *names: str) -> dict:
@@ -92,8 +100,10 @@ def _given(args, *names: str) -> dict:
 def run_bench_command(args) -> int:
     from .throughput import BenchConfig, format_bench, run_bench, save_bench
 
+    store = None
     if args.out:
         check_output_dir("--out", args.out)
+        store = check_store_dir("--out", Path(args.out) / BENCH_STORE, "the result store of an earlier bench")
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     changes = _given(args, "shapes", "methods", "batch", "device", "repeats", "stacked_models")
     if args.no_sparsify:
@@ -107,7 +117,7 @@ def run_bench_command(args) -> int:
     if args.decode:
         from ..sae import sparse
         sparse.set_decode_mode(args.decode)
-    result = run_bench(cfg, progress=not args.json)
+    result = run_bench(cfg, progress=not args.json, store=store)
     if args.out:
         paths = save_bench(result, args.out)
         print(f"polysemy bench: wrote {', '.join(paths.values())}", file=sys.stderr)
@@ -134,7 +144,8 @@ def run_peers_command(args) -> int:
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
     check_output_dir("--out", out_dir)
-    result = run_peers(cfg, progress=True)
+    store = check_store_dir("--out", Path(out_dir) / PEERS_STORE, "the result store of an earlier run")
+    result = run_peers(cfg, progress=True, store=store)
     paths = save_outputs(result, out_dir)
     print(f"polysemy peers: wrote {', '.join(paths.values())}", file=sys.stderr)
     if args.json:

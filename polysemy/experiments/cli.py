@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError, require, require_int_range
+from ..errors import ConfigError, require_int_range
 from ..jsonout import emit_json
 from ..outputs import check_output_dir
 
@@ -67,23 +67,15 @@ def _check_dask(args) -> None:
         check_dask_address(args.dask)
 
 
-def _check_store_dir(param: str, out: Path) -> None:
-    """A store folder must be new, empty, or a result store already (never a folder of other files)."""
-    check_output_dir(param, out)
-    if out.is_dir() and any(out.iterdir()):
-        require((out / "spec.json").is_file() or (out / "cells").is_dir(),
-                f"{param} must be a new or empty folder or a sweep's result store, but {str(out)!r} holds "
-                "other files (left as they are)")
-
-
 def _cmd_sweep(args) -> int:
     from .runner import run_sweep
+    from .store import check_store_dir
     from .sweeps import get_sweep
 
     require_int_range("--jobs", args.jobs, 1, 256)
     spec = get_sweep(args.name, quick=args.quick)
     out = Path(args.out) if args.out else store_dir_for(args.name, args.quick)
-    _check_store_dir("--out", out)
+    check_store_dir("--out", out)
     _check_dask(args)
     if not args.json:
         print(f"sweep {spec.name}: {spec.size()} cells -> {out}", file=sys.stderr)

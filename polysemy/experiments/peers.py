@@ -14,11 +14,16 @@ Systems (TopK-type ones get the true k = round(expected L0) and a wrong k = 4 ×
 ``polysemy-gba`` (defaults), ``polysemy-topk``, ``saelens-topk``, ``saelens-batchtopk``,
 ``saelens-jumprelu``, ``saelens-relu-l1``, ``sparsify-topk``, ``sklearn-mbdl`` (best α of a grid),
 and a ``random-init`` reference row (Gaussian decoder rows, no training).
+
+The runs are an experiment spec (:class:`PeersSpec`, one unit of work per world and system) that the
+experiment runner executes into a result store, so an interrupted ``polysemy peers`` resumes where it
+stopped; ``runner.run_experiment(PeersSpec(cfg), store)`` gives the rows as a DataFrame.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -33,6 +38,7 @@ from ..io import save_figure_atomic, write_text_atomic
 from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
 from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
+from .store import ResultStore, store_or_temporary
 
 WORLDS = ("uniform", "paper-toy")
 SYSTEM_FAMILIES = ("polysemy-gba", "polysemy-topk", "saelens-topk", "saelens-batchtopk",
@@ -254,35 +260,110 @@ def make_row(spec: SystemSpec, world_name: str, world, fitted: FittedSystem, m: 
     }
 
 
-def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None) -> dict:
+# -- the experiment spec: one unit per (world, system) -------------------------------------------------
+UNIT_KIND = "peers"
+# PeersConfig fields a system's result depends on (the sklearn ones only for sklearn); ``worlds`` and
+# ``systems`` only choose which units exist.
+UNIT_FIELDS = ("budget", "width_ratio", "seed", "data_seed", "checkpoints", "eval_samples", "device")
+SKLEARN_FIELDS = ("sklearn_alphas", "sklearn_max_seconds")
+
+
+@functools.lru_cache(maxsize=len(WORLDS))
+def _world(name: str):
+    return build_world(name)
+
+
+@dataclass(frozen=True)
+class PeersSpec:
+    """``polysemy peers`` as an experiment spec for the runner (``runner`` module docstring): one unit of
+    work per (world, system), run in this process one after another (their clocks are reported).
+
+    ``families``: the system families to run (default ``config.systems``; ``run_peers`` passes the
+    installed ones). A unit's key is its world, family and k, and the config fields its result depends
+    on, so the store of an interrupted run resumes it, and a changed budget or seed makes new units.
+    """
+
+    config: PeersConfig
+    families: tuple | None = None
+    name = "peers"
+    in_process = True
+
+    def systems(self) -> list[tuple[str, SystemSpec]]:
+        """(world name, system) of every unit, in run order."""
+        families = self.config.systems if self.families is None else self.families
+        return [(w, s) for w in self.config.worlds for s in systems_for(_world(w), families)]
+
+    def expand(self) -> list:
+        from .spec import Unit
+
+        cfg = self.config.to_dict()
+        units = []
+        for world_name, system in self.systems():
+            fields = UNIT_FIELDS + (SKLEARN_FIELDS if system.family == "sklearn-mbdl" else ())
+            units.append(Unit.make(UNIT_KIND, {"world": world_name, "family": system.family, "k": system.k,
+                                               "k_label": system.k_label, **{f: cfg[f] for f in fields}}))
+        return units
+
+    def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
+        return functools.partial(evaluate_units, self.config)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps({"experiment": self.name, "config": self.config.to_dict(), "families": self.families},
+                          indent=indent, sort_keys=True)
+
+
+def evaluate_units(cfg: PeersConfig, units: list) -> list[dict]:
+    """The runner's evaluator: train and score each unit's system (:func:`make_row`); a peer that turns
+    out not to be installed gives ``{"skipped": reason}`` (nothing stored: a later run tries again)."""
+    out = []
+    for unit in units:
+        key = unit.key
+        world_name, spec = key["world"], SystemSpec(key["family"], key["k"], key["k_label"])
+        world = _world(world_name)
+        try:
+            fitted = fit_system(spec, world, cfg)
+        except PeerUnavailable as exc:
+            out.append({"skipped": str(exc)})
+            continue
+        m = score(fitted, world, evaluation_set(world, cfg.eval_samples))
+        out.append(make_row(spec, world_name, world, fitted, m, availability(spec.family)[1]))
+    return out
+
+
+def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) -> dict:
     """Run every available system on every world; return ``{"rows": [...], "skipped": [...], ...}``.
 
+    The runs go through the runner into the result store at ``store`` (``PeersSpec``): rerunning with the
+    same store skips the systems already done (an interrupted run resumes); ``store=None`` uses a
+    temporary one (every system runs). The rows are those of :func:`make_row`, in run order, read back
+    from the store (the DataFrame of the same rows: ``runner.run_experiment(PeersSpec(cfg), store)``).
     Skipped systems (peer not installed) are listed with their reason and announced on ``log``
-    (default: the current ``sys.stderr``)."""
-    from tqdm import tqdm
+    (default: the current ``sys.stderr``), as are systems reused from ``store``."""
+    from .runner import run_sweep, unit_result
 
     log = log if log is not None else sys.stderr
-    rows, skipped = [], []
-    worlds = {name: build_world(name) for name in cfg.worlds}
-    plan = [(name, spec) for name in cfg.worlds for spec in systems_for(worlds[name], cfg.systems)]
+    skipped = []
     status = {family: availability(family) for family in cfg.systems}
     for family, (ok, why) in status.items():
         if not ok:
             skipped.append({"system": family, "reason": why})
             print(f"polysemy peers: skipping {family}: {why}", file=log)
-    plan = [(w, s) for w, s in plan if status[s.family][0]]
-    bar = tqdm(plan, desc="peers", unit="system", file=sys.stderr, disable=not progress)
-    for world_name, spec in bar:
-        bar.set_postfix_str(f"{world_name} {spec.name}")
-        world = worlds[world_name]
-        try:
-            fitted = fit_system(spec, world, cfg)
-        except PeerUnavailable as exc:
-            skipped.append({"system": spec.name, "world": world_name, "reason": str(exc)})
-            print(f"polysemy peers: skipping {spec.name}: {exc}", file=log)
-            continue
-        m = score(fitted, world, evaluation_set(world, cfg.eval_samples))
-        rows.append(make_row(spec, world_name, world, fitted, m, status[spec.family][1]))
+    spec = PeersSpec(cfg, tuple(f for f in cfg.systems if status[f][0]))
+    units = spec.expand()
+    with store_or_temporary(store) as root:
+        summary = run_sweep(spec, root, progress=progress)
+        stored = {row["cell_id"]: row for row in ResultStore(root).rows([u.cell_id for u in units])}
+    reused = summary.cells_done - summary.cells_computed
+    if reused:
+        print(f"polysemy peers: {reused} of {len(units)} systems were already done in {store} (kept)", file=log)
+    rows = []
+    for (world_name, system), unit in zip(spec.systems(), units):
+        if unit.cell_id in stored:
+            rows.append(unit_result(stored[unit.cell_id]))
+        elif unit.cell_id in summary.skipped:
+            reason = summary.skipped[unit.cell_id]
+            skipped.append({"system": system.name, "world": world_name, "reason": reason})
+            print(f"polysemy peers: skipping {system.name}: {reason}", file=log)
     return {"config": cfg.to_dict(), "rows": rows, "skipped": skipped, "machine": machine_info(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_samples": cfg.eval_samples,
             "recovery_target": RECOVERY_TARGET}
@@ -333,13 +414,17 @@ def write_json(result: dict, path: str) -> None:
     write_text_atomic(path, json.dumps(result, indent=1, default=str))
 
 
-def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
-    """FRR(0.9) against training wall-clock seconds, one panel per world, one line per system."""
+def draw_recovery_vs_time(frame):
+    """FRR(0.9) against training wall-clock seconds, one panel per world, one line per system: a figure
+    drawn from a table with the columns ``world``, ``system``, ``family`` and ``curve`` (the peers'
+    rows, or their DataFrame), in row order. Returns the matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import pandas as pd
 
+    rows = pd.DataFrame(frame).to_dict("records")
     worlds = list(dict.fromkeys(r["world"] for r in rows))
     fig, axes = plt.subplots(1, max(1, len(worlds)), figsize=(6.5 * max(1, len(worlds)), 4.8),
                              squeeze=False)
@@ -360,7 +445,12 @@ def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
         ax.set_title(f"recovery against time: {world}")
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    save_figure_atomic(fig, path, dpi=120)
+    return fig
+
+
+def plot_recovery_vs_time(rows: list[dict], path: str) -> None:
+    """Draw :func:`draw_recovery_vs_time` from ``rows`` and save it as ``path`` (PNG), atomically."""
+    save_figure_atomic(draw_recovery_vs_time(rows), path, dpi=120)
 
 
 def save_outputs(result: dict, out_dir: str) -> dict:

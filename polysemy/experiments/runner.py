@@ -1,4 +1,20 @@
-"""Run a sweep: skip finished cells, group the rest by shape, train each group stacked, store each cell.
+"""Run an experiment spec into its result store: skip finished units, group the rest, store each unit.
+
+An *experiment spec* is anything with (duck-typed; :class:`~polysemy.experiments.spec.SweepSpec` is the
+first kind, ``peers.PeersSpec`` and ``throughput.BenchSpec`` the others):
+
+- ``name``; ``expand()``: its units of work, each with a content address ``cell_id``, a ``shape_key``
+  (units with equal keys may be evaluated together) and ``to_dict()`` (what the stored row starts from);
+- ``default_evaluator(device, precision)``: a picklable function from a list of units to one result
+  dict per unit (merged into the stored row); a result ``{"skipped": reason}`` stores nothing, so a
+  later run tries that unit again (a peer library that is not installed);
+- ``to_json(indent)``: written to the store's ``spec.json``;
+- optional ``in_process = True``: every group runs in this process, one after another, whatever
+  ``jobs`` or ``dask_address`` say (timings, which other processes would disturb);
+- optional ``frame(rows) -> DataFrame``: the rows as a table (default: one flattened row per unit).
+
+:func:`run_experiment` runs a spec and returns its DataFrame; :func:`run_sweep` runs it and returns a
+:class:`SweepSummary`. For a sweep of trainings:
 
 - Grouping: cells with the same ``Cell.shape_key`` (d, width, method, steps, batch size) are trained
   together through ``polysemy.sae.train_stacked``; a group holds at most ``max_group`` cells (default
@@ -21,15 +37,17 @@ import os
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
+import pandas as pd
+
 from ..errors import require, require_int_range
 from .spec import Cell, SweepSpec
-from .store import ResultStore, versions
+from .store import ResultStore, load_results, versions
 
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
 MAX_GROUP = 16
@@ -47,9 +65,14 @@ class SweepSummary:
     seconds: float
     store: str
     groups: int = 0
+    skipped: dict = field(default_factory=dict)   # cell id -> why the evaluator could not run it
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The summary as JSON values (``skipped`` only when a unit was skipped)."""
+        out = asdict(self)
+        if not out["skipped"]:
+            del out["skipped"]
+        return out
 
 
 def plan_groups(cells: Iterable[Cell], max_group: int = MAX_GROUP) -> list[list[Cell]]:
@@ -103,7 +126,7 @@ def default_evaluator(device: str = "cpu", precision: str = "fp32") -> GroupEval
 
 
 def run_sweep(
-    spec: SweepSpec,
+    spec,
     store_dir: Path | str,
     *,
     jobs: int = 1,
@@ -114,9 +137,12 @@ def run_sweep(
     device: str = "cpu",
     precision: str = "fp32",
 ) -> SweepSummary:
-    """Compute every missing cell of ``spec`` into the store at ``store_dir``; return a summary.
-    ``device``/``precision``: where and how the default evaluator trains (see ``polysemy.sae.train``)."""
+    """Compute every missing unit of ``spec`` (a SweepSpec or another experiment spec, see the module
+    docstring) into the store at ``store_dir``; return a summary. ``device``/``precision``: where and
+    how the default evaluator of a sweep trains (see ``polysemy.sae.train``)."""
     require_int_range("jobs", jobs, 1, 256)
+    if getattr(spec, "in_process", False):
+        jobs, dask_address = 1, None
     start = time.perf_counter()
     store = ResultStore(store_dir)
     cells = spec.expand()
@@ -136,16 +162,21 @@ def run_sweep(
     try:
         store.remove_stale_temporaries()
         store.write_spec(spec)
-        evaluate_group = evaluate_group or default_evaluator(device, precision)
+        evaluate_group = evaluate_group or spec.default_evaluator(device, precision)
         groups = plan_groups(unique_missing, max_group)
         computed = 0
-        bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}", unit="cell", file=sys.stderr,
-                   disable=not progress, dynamic_ncols=True)
+        skipped: dict[str, str] = {}
+        sweep = isinstance(spec, SweepSpec)
+        bar = tqdm(total=len(unique_missing), desc=f"sweep {spec.name}" if sweep else spec.name,
+                   unit="cell" if sweep else "unit", file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
             for rows in _execute(groups, evaluate_group, jobs, client):
                 for row in rows:
-                    store.write_cell(row)
-                computed += len(rows)
+                    if SKIPPED in row:
+                        skipped[row["cell_id"]] = str(row[SKIPPED])
+                    else:
+                        store.write_cell(row, sort_keys=sweep)   # a unit's row keeps its evaluator's order
+                        computed += 1
                 bar.update(len(rows))
         finally:
             bar.close()
@@ -154,7 +185,35 @@ def run_sweep(
             client.close()
     done, _ = store.check_cells()
     return SweepSummary(spec.name, len(total_ids), len(total_ids & done), computed,
-                        time.perf_counter() - start, str(store.root), len(groups))
+                        time.perf_counter() - start, str(store.root), len(groups), skipped)
+
+
+def run_experiment(spec, store_dir: Path | str, **run_options) -> pd.DataFrame:
+    """Run ``spec`` into the store at ``store_dir`` (resuming it) and return its results as a DataFrame:
+    ``spec.frame(rows)`` where the spec has one, else one flattened row per finished unit, in the order
+    of ``spec.expand()`` (``load_results``). ``run_options``: those of :func:`run_sweep`. The run's
+    :class:`SweepSummary` is in ``frame.attrs["summary"]`` (as a dict)."""
+    summary = run_sweep(spec, store_dir, **run_options)
+    ids = list(OrderedDict.fromkeys(u.cell_id for u in spec.expand()))
+    if hasattr(spec, "frame"):
+        frame = spec.frame(ResultStore(store_dir).rows(ids))
+    else:
+        frame = load_results(store_dir, ids)
+    frame.attrs["summary"] = summary.to_dict()
+    return frame
+
+
+# Keys the runner adds to every stored row (beside the unit's own ``to_dict()``).
+RUNNER_KEYS = ("group_seconds", "group_size", "versions")
+SKIPPED = "skipped"
+
+
+def unit_result(row: dict) -> dict:
+    """What a :class:`~polysemy.experiments.spec.Unit`'s evaluator returned, from its stored row: the row
+    without the unit's own keys and the runner's (``seconds`` stays: evaluators of units give their own)."""
+    from .spec import UNIT_KEYS
+
+    return {k: v for k, v in row.items() if k not in UNIT_KEYS + RUNNER_KEYS}
 
 
 def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int, client=None):

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..configs import Config
 from ..errors import require, require_int_range
+from ..io import to_jsonable
 
 DERIVED_PARAMETERS = {
     "delta": "undersampling d/n of a compressed-sensing phase diagram: sets world.d = round(delta * n)",
@@ -146,9 +147,49 @@ class Cell:
 
 def cell_id_for(world, train, seed: int, eval_samples: int) -> str:
     """Stable 16-hex-digit id: SHA-256 of the canonical JSON of the resolved configs (our choice)."""
-    payload = json.dumps({"world": world.to_dict(), "train": train.to_dict(), "seed": int(seed),
-                          "eval_samples": int(eval_samples)}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return _content_id({"world": world.to_dict(), "train": train.to_dict(), "seed": int(seed),
+                        "eval_samples": int(eval_samples)})
+
+
+def _content_id(payload: dict) -> str:
+    text = json.dumps(to_jsonable(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work of an experiment that is not a sweep of trainings (``polysemy peers``: one system
+    on one world; ``polysemy bench``: one alternated timing round at one shape).
+
+    ``key`` says everything the unit's result depends on (JSON values); ``cell_id`` is its content
+    address, the hash of ``kind`` and ``key`` (:func:`unit_id_for`), so a rerun with the same settings
+    finds the unit done and a changed setting makes a new unit. A unit runs alone (its own group).
+    Build one with :meth:`make`. The stored row is ``to_dict()`` plus the evaluator's result.
+    """
+
+    cell_id: str
+    kind: str
+    key: dict
+
+    @classmethod
+    def make(cls, kind: str, key: dict) -> "Unit":
+        key = to_jsonable(key)
+        return cls(unit_id_for(kind, key), kind, key)
+
+    @property
+    def shape_key(self) -> tuple:
+        return ("unit", self.cell_id)
+
+    def to_dict(self) -> dict:
+        return {"cell_id": self.cell_id, "kind": self.kind, "unit": dict(self.key)}
+
+
+UNIT_KEYS = ("cell_id", "kind", "unit")   # the keys of Unit.to_dict()
+
+
+def unit_id_for(kind: str, key: dict) -> str:
+    """Stable 16-hex-digit id of a :class:`Unit`: SHA-256 of the canonical JSON of ``kind`` and ``key``."""
+    return _content_id({"kind": kind, "key": key})
 
 
 def _world_class():
@@ -210,6 +251,12 @@ class SweepSpec(Config):
             data["train"] = _train_class().from_dict(data["train"])
         data["axes"] = tuple(Axis.from_dict(a) if isinstance(a, dict) else a for a in data.get("axes", ()))
         return super().from_dict(data)
+
+    def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
+        """What the runner evaluates a group of cells with unless told otherwise: train them stacked on
+        ``device`` and score each on its world (``evaluation.train_and_evaluate_group``)."""
+        from .runner import default_evaluator
+        return default_evaluator(device, precision)
 
     def base_world(self):
         return self.world if self.world is not None else _world_class()()

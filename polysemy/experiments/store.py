@@ -20,15 +20,41 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
+from ..errors import require
 from ..io import to_jsonable, write_text_atomic
+from ..outputs import check_output_dir
 
 CELLS_DIR = "cells"
+
+
+def check_store_dir(param: str, out: Path | str, what: str = "a sweep's result store") -> Path:
+    """A store folder must be new, empty, or a result store already (never a folder of other files):
+    ConfigError naming ``param`` otherwise. Creates nothing."""
+    out = check_output_dir(param, out)
+    if out.is_dir() and any(out.iterdir()):
+        require((out / "spec.json").is_file() or (out / CELLS_DIR).is_dir(),
+                f"{param} must be a new or empty folder or {what}, but {str(out)!r} holds "
+                "other files (left as they are)")
+    return out
+
+
+@contextmanager
+def store_or_temporary(store: Path | str | None) -> Iterator[Path]:
+    """``store`` as a Path, or (``None``) a temporary store removed afterwards: a run that keeps nothing
+    and resumes nothing, for callers that only want the result (``run_peers``, ``run_bench``)."""
+    if store is not None:
+        yield Path(store)
+        return
+    with tempfile.TemporaryDirectory(prefix="polysemy-store-") as tmp:
+        yield Path(tmp)
 
 
 def versions() -> dict[str, str]:
@@ -62,10 +88,11 @@ class ResultStore:
     def has(self, cell_id: str) -> bool:
         return self.cell_path(cell_id).is_file()
 
-    def write_cell(self, row: dict[str, Any]) -> Path:
-        """Store one finished cell (``row["cell_id"]`` names the file)."""
+    def write_cell(self, row: dict[str, Any], *, sort_keys: bool = True) -> Path:
+        """Store one finished cell (``row["cell_id"]`` names the file). ``sort_keys=False`` keeps the
+        row's key order (reports built from the row then read as their evaluator wrote them)."""
         path = self.cell_path(row["cell_id"])
-        write_text_atomic(path, json.dumps(to_jsonable(row), sort_keys=True, indent=1))
+        write_text_atomic(path, json.dumps(to_jsonable(row), sort_keys=sort_keys, indent=1))
         return path
 
     def read_cell(self, cell_id: str) -> dict[str, Any]:

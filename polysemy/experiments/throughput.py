@@ -28,6 +28,8 @@ What ``polysemy bench`` reports (all fp32, in one process, on the threads it is 
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import sys
 import time
@@ -458,25 +460,110 @@ def bench_shape(cfg: BenchConfig, d: int, width: int, use_sparsify: bool) -> tup
     return entry, rows
 
 
-def run_bench(cfg: BenchConfig, *, progress: bool = True) -> dict:
-    """Every measurement of ``polysemy bench`` in one run; returns the JSON-able result."""
-    from tqdm import tqdm
+# -- the experiment spec: one unit per alternated round ----------------------------------------------
+SHAPE_UNIT = "bench-shape"      # every contender at one (d, width), alternating; then that shape's data cost
+STACKED_UNIT = "bench-stacked"  # stacked against sequential models at one batch size, alternating
 
+
+def head_method(cfg: BenchConfig) -> str:
+    """The method whose step prices data generation and the stacked speed-up: gba, else the first."""
+    return "gba" if "gba" in cfg.methods else cfg.methods[0]
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """``polysemy bench`` as an experiment spec for the runner (``runner`` module docstring).
+
+    A unit of work is one alternated timing round, so every ratio the bench reports (of the limit, vs
+    sparsify, stacked vs sequential) comes from contenders timed in the same round: one unit per shape
+    (every method, the encoder-product limit and sparsify's TopK alternating; then the data cost at that
+    shape, priced against the head method's step), and one per stacked batch size. Units run in this
+    process, one after another. A unit's key holds what its timings depend on (the config's fields, the
+    torch threads, the decode mode, whether sparsify runs), so a store resumes an interrupted bench and
+    a change of any of them measures anew. ``frame(rows)``: one row per (shape, method).
+    """
+
+    config: BenchConfig
+    sparsify: bool = False      # time sparsify's TopK (installed and asked for)
+    name = "bench"
+    in_process = True
+
+    def expand(self) -> list:
+        from .spec import Unit
+
+        cfg = self.config
+        common = {"batch": cfg.batch, "min_seconds": cfg.min_seconds, "repeats": cfg.repeats,
+                  "device": cfg.device, "threads": torch.get_num_threads(), "decode_mode": _decode_mode(),
+                  "torch": torch.__version__}
+        units = [Unit.make(SHAPE_UNIT, {"d": d, "width": w, "methods": cfg.methods, "dead_fraction": cfg.dead_fraction,
+                                        "world_s": cfg.world_s, "sparsify": self.sparsify, "head": head_method(cfg),
+                                        **common})
+                 for d, w in cfg.shapes]
+        if cfg.stacked_models > 0:
+            units += [Unit.make(STACKED_UNIT, {"stacked_batch": b, "models": cfg.stacked_models, "d": cfg.stacked_d,
+                                               "width": cfg.stacked_width, "head": head_method(cfg), **common})
+                      for b in cfg.stacked_batches]
+        return units
+
+    def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
+        return functools.partial(evaluate_units, self.config, self.sparsify)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps({"experiment": self.name, "config": self.config.to_dict(), "sparsify": self.sparsify},
+                          indent=indent, sort_keys=True)
+
+    def frame(self, rows: list[dict]):
+        """One row per (shape, method): the columns of ``bench.csv`` and the rest of each method's row."""
+        import pandas as pd
+        return pd.DataFrame([r for row in rows if row["kind"] == SHAPE_UNIT for r in row["methods"]])
+
+
+def evaluate_units(cfg: BenchConfig, use_sparsify: bool, units: list) -> list[dict]:
+    """The runner's evaluator: time each unit (:func:`bench_shape` and :func:`datagen_cost`, or
+    :func:`stacked_speedup`)."""
+    out = []
+    head = head_method(cfg)
+    for unit in units:
+        key = unit.key
+        if unit.kind == SHAPE_UNIT:
+            d, w = key["d"], key["width"]
+            entry, rows = bench_shape(cfg, d, w, use_sparsify)
+            step_s = next(r["step_seconds"] for r in rows if r["method"] == head)
+            datagen = datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds, cfg.device)
+            out.append({"limit": entry, "methods": rows, "datagen": datagen})
+        else:
+            out.append({"stacked": stacked_speedup(head, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width,
+                                                   key["stacked_batch"], cfg.min_seconds, cfg.device)})
+    return out
+
+
+def run_bench(cfg: BenchConfig, *, progress: bool = True, store=None, log=None) -> dict:
+    """Every measurement of ``polysemy bench``; returns the JSON-able result.
+
+    The timing rounds go through the runner into the result store at ``store`` (:class:`BenchSpec`):
+    rerunning with the same store and settings keeps the rounds already timed (an interrupted bench
+    resumes; said on ``log``, default ``sys.stderr``); ``store=None`` uses a temporary one (all measured
+    now). The DataFrame of the same rows: ``runner.run_experiment(BenchSpec(cfg, sparsify), store)``."""
     from .peers import machine_info
+    from .runner import run_sweep
+    from .store import ResultStore, store_or_temporary
 
-    use_sparsify = cfg.sparsify and sparsify_available()
-    limits, rows = [], []
-    for d, w in tqdm(cfg.shapes, desc="bench", unit="shape", file=sys.stderr, disable=not progress):
-        entry, shape_rows = bench_shape(cfg, d, w, use_sparsify)
-        limits.append(entry)
-        rows += shape_rows
-    head = "gba" if "gba" in cfg.methods else cfg.methods[0]
-    datagen = []
-    for d, w in cfg.shapes:
-        step_s = next(r["step_seconds"] for r in rows if (r["d"], r["width"], r["method"]) == (d, w, head))
-        datagen.append(datagen_cost(d, w, cfg.batch, cfg.world_s, step_s, cfg.min_seconds, cfg.device))
-    stacked = [stacked_speedup(head, cfg.stacked_models, cfg.stacked_d, cfg.stacked_width, b, cfg.min_seconds,
-                               cfg.device) for b in cfg.stacked_batches] if cfg.stacked_models > 0 else []
+    log = log if log is not None else sys.stderr
+    spec = BenchSpec(cfg, bool(cfg.sparsify and sparsify_available()))
+    units = spec.expand()
+    with store_or_temporary(store) as root:
+        summary = run_sweep(spec, root, progress=progress)
+        stored = {row["cell_id"]: row for row in ResultStore(root).rows([u.cell_id for u in units])}
+    reused = summary.cells_done - summary.cells_computed
+    if reused:
+        print(f"polysemy bench: {reused} of {len(units)} timing rounds were already done in {store} (kept; "
+              "another --out measures anew)", file=log)
+    results = [stored[u.cell_id] for u in units]
+    use_sparsify = spec.sparsify
+    limits = [r["limit"] for r in results if r["kind"] == SHAPE_UNIT]
+    rows = [m for r in results if r["kind"] == SHAPE_UNIT for m in r["methods"]]
+    datagen = [r["datagen"] for r in results if r["kind"] == SHAPE_UNIT]
+    stacked = [r["stacked"] for r in results if r["kind"] == STACKED_UNIT]
 
     def row(method, d, w):
         return next((r for r in rows if (r["method"], r["d"], r["width"]) == (method, d, w)), None)
