@@ -16,13 +16,9 @@ from pathlib import Path
 from ..errors import ConfigError, require_int_range
 from ..jsonout import emit_json
 from ..outputs import check_output_dir
+from .sweeps import DEFAULT_SWEEP_ROOT, store_dir_for
 
-DEFAULT_SWEEP_ROOT = Path("runs") / "sweeps"
 RESUME_HINT = "finished cells are kept; run the same command again to resume"
-
-
-def store_dir_for(name: str, quick: bool, root: Path | str = DEFAULT_SWEEP_ROOT) -> Path:
-    return Path(root) / (f"{name}-quick" if quick else name)
 
 
 def register(subparsers) -> None:

@@ -1,28 +1,49 @@
-"""The paper's figures: each runs (or reuses) its sweeps, draws one figure, and saves PNG, PDF and CSV.
+"""The paper's figures: a registry of figure name -> (the sweeps it reads, its draw function).
 
-``make_figure(name, out, quick)`` writes ``out/NAME.png``, ``out/NAME.pdf`` and ``out/NAME.csv`` (the
-numbers the figure shows: one row per plotted point, means and spreads over seeds). Every file is
-written atomically. The drawing code is in :mod:`polysemy.experiments.plots`.
+A figure is a pure function ``draw(frames, quick) -> plots.Drawn`` from DataFrames to a matplotlib
+figure: ``frames`` maps each sweep the figure reads to its results (one row per cell, flattened
+columns, named through the accessors of :mod:`polysemy.experiments.store`: ``param_col``,
+``metric_col``, ``world_col``, ``train_col``, ``column``); ``Drawn`` holds the figure, the table of the numbers it
+shows (saved as CSV) and optional text to print. A figure is registered with the sweeps it reads::
+
+    register_figure(FigureDef("width", ("width", "imbalance"), draw_width, "FRR against width M/n ..."))
+
+``draw`` is the function itself, or its name in :mod:`polysemy.experiments.plots`, or ``"module:function"``
+(a name is imported only when the figure is drawn, so ``polysemy --help`` does not load matplotlib).
+``polysemy figures`` lists :data:`FIGURES`. ``make_figure(name, out, quick)`` runs (or reuses) each
+sweep through the experiment runner, draws, and writes ``out/NAME.png``, ``out/NAME.pdf`` and
+``out/NAME.csv`` (the numbers the figure shows: one row per plotted point, means and spreads over
+seeds), each atomically. The dynamics figure reads no sweep yet (it trains its own run).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from ..errors import ConfigError, require
 from ..io import save_figure_atomic, write_text_atomic
-from ..errors import ConfigError
-from .runner import run_sweep
-from .store import load_results
-from .sweeps import get_sweep
+from .runner import run_experiment
+from .sweeps import SWEEPS, get_sweep, store_dir_for
 
 
 @dataclass(frozen=True)
 class FigureDef:
+    """A registered figure: its name, the sweeps it reads, how it is drawn and what it shows."""
+
     name: str
     sweeps: tuple[str, ...]
-    draw: str       # name of the function in plots.py: draw(frames, quick) -> plots.Drawn
-    what: str       # one sentence: what the figure shows
+    draw: Callable | str  # draw(frames, quick) -> plots.Drawn; or its name in plots.py, or "module:function"
+    what: str             # one sentence: what the figure shows
+
+    def draw_function(self) -> Callable:
+        """The draw function (a name is imported now)."""
+        if callable(self.draw):
+            return self.draw
+        module, _, name = self.draw.rpartition(":")
+        return getattr(importlib.import_module(module or f"{__package__}.plots"), name)
 
 
 FIGURES: dict[str, FigureDef] = {f.name: f for f in (
@@ -50,21 +71,39 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
 )}
 
 
+def register_figure(fig_def: FigureDef) -> FigureDef:
+    """Add (or replace) a figure in :data:`FIGURES`; ``polysemy figures`` draws it from then on.
+    ConfigError if its name is not a plain word or it reads a sweep that ``sweeps.SWEEPS`` lacks."""
+    require(fig_def.name.replace("-", "").replace("_", "").isalnum(),
+            f"figure name must be letters, digits, '-' or '_', got {fig_def.name!r}")
+    unknown = [s for s in fig_def.sweeps if s not in SWEEPS]
+    require(not unknown, f"figure {fig_def.name}: sweeps must be among {', '.join(SWEEPS)}; got {unknown}")
+    FIGURES[fig_def.name] = fig_def
+    return fig_def
+
+
+def get_figure(name: str) -> FigureDef:
+    """The registered figure ``name``; ConfigError naming the known ones otherwise."""
+    if name not in FIGURES:
+        raise ConfigError(f"figure name must be one of {', '.join(FIGURES)}; got {name!r}")
+    return FIGURES[name]
+
+
+def figure_frames(fig_def: FigureDef, quick: bool = False, *, store_root: Path | str = "runs/sweeps",
+                  **run_options) -> dict:
+    """Run or reuse each sweep ``fig_def`` reads (its store: ``store_root/NAME[-quick]``); return
+    {sweep name: its DataFrame}, what ``draw`` is given. ``run_options``: those of ``runner.run_sweep``."""
+    return {s: run_experiment(get_sweep(s, quick=quick), store_dir_for(s, quick, store_root), **run_options)
+            for s in fig_def.sweeps}
+
+
 def make_figure(name: str, out: Path | str, quick: bool = False, *, store_root: Path | str = "runs/sweeps",
                 jobs: int = 1, dask_address: str | None = None, progress: bool = True) -> list[Path]:
     """Run or reuse the sweeps of figure ``name`` and write its PNG, PDF and CSV into ``out``."""
-    if name not in FIGURES:
-        raise ConfigError(f"figure name must be one of {', '.join(FIGURES)}; got {name!r}")
-    fig_def = FIGURES[name]
-    frames = {}
-    for sweep_name in fig_def.sweeps:
-        spec = get_sweep(sweep_name, quick=quick)
-        store = Path(store_root) / (f"{sweep_name}-quick" if quick else sweep_name)
-        run_sweep(spec, store, jobs=jobs, dask_address=dask_address, progress=progress)
-        frames[sweep_name] = load_results(store, [c.cell_id for c in spec.expand()])
-    from . import plots  # matplotlib is imported only when a figure is drawn
-
-    drawn = getattr(plots, fig_def.draw)(frames, quick)
+    fig_def = get_figure(name)
+    frames = figure_frames(fig_def, quick, store_root=store_root, jobs=jobs, dask_address=dask_address,
+                           progress=progress)
+    drawn = fig_def.draw_function()(frames, quick)
     if drawn.text:
         print(drawn.text)
     return save_drawn(drawn, Path(out), name)

@@ -1,8 +1,12 @@
 """Drawing the figures from sweep results (DataFrames from :func:`~polysemy.experiments.load_results`).
 
-Each ``draw_*`` takes ``frames`` (sweep name -> DataFrame, one row per cell) and ``quick`` and returns
-a :class:`Drawn`: the matplotlib figure, the table of the numbers it shows (saved as CSV; means and
-standard deviations over seeds) and optional text to print (the toy table).
+Each ``draw_*`` is a pure function: it takes ``frames`` (sweep name -> DataFrame, one row per cell) and
+``quick`` and returns a :class:`Drawn`: the matplotlib figure, the table of the numbers it shows (saved as
+CSV; means and standard deviations over seeds) and optional text to print (the toy table). Columns are
+named through the accessors of :mod:`~polysemy.experiments.store` (``param_col("world.d")``,
+``metric_col("frr.0.9")``, ``world_col("n")``), never spelled out here. The figures and the sweeps they
+read are registered in :mod:`~polysemy.experiments.figures`. (``draw_dynamics`` still trains its own
+run.)
 
 Conventions (our choice): "recovered" means FRR at tau = 0.9 (docs/paper.md section 6). A phase diagram's
 "success" at a grid point is the mean FRR(0.9) over seeds, i.e. the fraction of features recovered,
@@ -24,9 +28,16 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-FRR90 = "metrics.frr.0.9"
-FRR99 = "metrics.frr.0.99"
-FRR80 = "metrics.frr.0.8"
+from .store import column, metric_col, param_col, world_col  # noqa: E402
+
+# Every column is named through the accessors of ``store`` (the one place that knows the flattening).
+FRR90 = metric_col("frr.0.9")
+FRR99 = metric_col("frr.0.99")
+FRR80 = metric_col("frr.0.8")
+L0 = metric_col("l0")
+DEAD = metric_col("dead_fraction")
+PAPER80 = column("paper", "frr", "0.8")   # the toy table's paper columns (TOY_PAPER)
+PAPER90 = column("paper", "frr", "0.9")
 
 
 @dataclass
@@ -40,7 +51,7 @@ def summarise(df: pd.DataFrame, by: list[str], metrics: tuple[str, ...] = (FRR90
     """Mean, standard deviation and count over seeds of ``metrics`` for each combination of ``by``."""
     metrics = tuple(m for m in metrics if m in df.columns)
     agg = df.groupby(by, sort=False, dropna=False)[list(metrics)].agg(["mean", "std", "count"])
-    agg.columns = [f"{m}.{stat}" for m, stat in agg.columns]
+    agg.columns = [column(m, stat) for m, stat in agg.columns]
     return agg.reset_index()
 
 
@@ -65,17 +76,18 @@ def draw_resonance(frames: dict, quick: bool) -> Drawn:
     tables = []
     for ax, kind in zip(axes, ("light", "heavy")):
         df = frames[f"resonance-{kind}"]
-        s = summarise(df, ["params.world.d", "params.p_over_f"])
+        d_col, p_col = param_col("world.d"), param_col("p_over_f")
+        s = summarise(df, [d_col, p_col])
         tables.append(s.assign(panel=kind))
-        ds = np.sort(s["params.world.d"].unique())
-        ps = np.sort(s["params.p_over_f"].unique())
-        grid = s.pivot(index="params.p_over_f", columns="params.world.d", values=f"{FRR90}.mean")
+        ds = np.sort(s[d_col].unique())
+        ps = np.sort(s[p_col].unique())
+        grid = s.pivot(index=p_col, columns=d_col, values=column(FRR90, "mean"))
         grid = grid.reindex(index=ps, columns=ds)
         mesh = ax.pcolormesh(_geometric_edges(ds), _geometric_edges(ps), grid.values, vmin=0, vmax=1,
                              cmap="viridis", shading="flat")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        n, s_ = int(_first(df, "world.n")), int(_first(df, "world.s"))
+        n, s_ = int(_first(df, world_col("n"))), int(_first(df, world_col("s")))
         f = s_ / n
         d_edges = _geometric_edges(ds)
         d_line = np.geomspace(d_edges[0], d_edges[-1], 100)
@@ -99,24 +111,25 @@ def _lines(ax, s: pd.DataFrame, x: str, label_col: str | None, metric: str = FRR
     groups = [(None, s)] if label_col is None else list(s.groupby(label_col, sort=False))
     for label, g in groups:
         g = g.sort_values(x)
-        mean, std = g[f"{metric}.mean"], g[f"{metric}.std"].fillna(0)
+        mean, std = g[column(metric, "mean")], g[column(metric, "std")].fillna(0)
         name = label_prefix + ("" if label is None else str(label))
         ax.errorbar(g[x], mean, yerr=std, marker=marker, ls=style, capsize=2, label=name or None)
 
 
 def draw_cooccurrence(frames: dict, quick: bool) -> Drawn:
     df = frames["cooccurrence"]
-    s = summarise(df, ["params.world.rho2", "params.method"])
-    n = int(_first(df, "world.n"))
+    rho2, method = param_col("world.rho2"), param_col("method")
+    s = summarise(df, [rho2, method])
+    n = int(_first(df, world_col("n")))
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    _lines(ax, s, "params.world.rho2", "params.method", FRR90)
-    _lines(ax, s, "params.world.rho2", "params.method", FRR99, marker="x", style=":", label_prefix="tau=0.99: ")
+    _lines(ax, s, rho2, method, FRR90)
+    _lines(ax, s, rho2, method, FRR99, marker="x", style=":", label_prefix="tau=0.99: ")
     ax.axvline(1 / math.sqrt(n), color="k", ls="--", label=f"1/sqrt(n) = {1 / math.sqrt(n):.3g}")
     ax.set_xscale("log")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("co-occurrence rho2 = max P(h_j > 0 | h_i > 0)")
     ax.set_ylabel("FRR (solid: tau=0.9)")
-    ax.set_title(f"Recovery against co-occurrence (n={n}, d={int(_first(df, 'world.d'))})")
+    ax.set_title(f"Recovery against co-occurrence (n={n}, d={int(_first(df, world_col('d')))})")
     ax.legend(fontsize=7)
     return Drawn(fig, s)
 
@@ -124,18 +137,18 @@ def draw_cooccurrence(frames: dict, quick: bool) -> Drawn:
 # -- 3. width, imbalance, occurrence ----------------------------------------------------------------------
 def draw_width(frames: dict, quick: bool) -> Drawn:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), constrained_layout=True)
-    w = summarise(frames["width"], ["params.width_over_n", "params.method"])
-    _lines(axes[0], w, "params.width_over_n", "params.method")
+    w = summarise(frames["width"], [param_col("width_over_n"), param_col("method")])
+    _lines(axes[0], w, param_col("width_over_n"), param_col("method"))
     axes[0].set_xscale("log", base=2)
     axes[0].set_xlabel("width M / n")
     axes[0].set_title("width")
-    im = summarise(frames["imbalance"], ["params.world.imbalance"])
-    _lines(axes[1], im, "params.world.imbalance", None, label_prefix="GBA")
+    im = summarise(frames["imbalance"], [param_col("world.imbalance")])
+    _lines(axes[1], im, param_col("world.imbalance"), None, label_prefix="GBA")
     axes[1].set_xscale("log")
     axes[1].set_xlabel("imbalance max h / min h  (1/h^2 spans its square)")
     axes[1].set_title("coefficient imbalance")
     occ_df = frames["occurrence"].copy()
-    occ_df["f_max_over_f_min"] = occ_df["world.f_max"] / occ_df["world.f_min"]
+    occ_df["f_max_over_f_min"] = occ_df[world_col("f_max")] / occ_df[world_col("f_min")]
     oc = summarise(occ_df, ["f_max_over_f_min"])
     _lines(axes[2], oc, "f_max_over_f_min", None, label_prefix="GBA")
     axes[2].set_xscale("log")
@@ -155,15 +168,16 @@ def draw_activations(frames: dict, quick: bool) -> Drawn:
     """FRR(0.9) (left) and FRR(0.99) (right) against s; colour = activation, solid = b_pre trained,
     dashed = b_pre fixed at the first batch's mean (full mode only)."""
     df = frames["activations"].copy()
-    if "params.train.pre_bias" not in df:
-        df["params.train.pre_bias"] = "train"
-    s = summarise(df, ["params.world.s", "params.train.activation", "params.train.pre_bias"])
+    s_col, act_col, pre_col = param_col("world.s"), param_col("train.activation"), param_col("train.pre_bias")
+    if pre_col not in df:
+        df[pre_col] = "train"
+    s = summarise(df, [s_col, act_col, pre_col])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, sharey=True)
     colours = {"jumprelu": "C0", "relu": "C1", "smooth-relu": "C2"}
     for ax, metric, tau in ((axes[0], FRR90, "0.9"), (axes[1], FRR99, "0.99")):
-        for (act, pre_bias), g in s.groupby(["params.train.activation", "params.train.pre_bias"], sort=True):
-            g = g.sort_values("params.world.s")
-            ax.errorbar(g["params.world.s"], g[f"{metric}.mean"], yerr=g[f"{metric}.std"].fillna(0),
+        for (act, pre_bias), g in s.groupby([act_col, pre_col], sort=True):
+            g = g.sort_values(s_col)
+            ax.errorbar(g[s_col], g[column(metric, "mean")], yerr=g[column(metric, "std")].fillna(0),
                         marker="o" if pre_bias == "train" else "s", ls="-" if pre_bias == "train" else "--",
                         color=colours.get(act), capsize=2, label=f"{act}, b_pre {pre_bias}")
         ax.set_ylim(-0.03, 1.03)
@@ -171,7 +185,8 @@ def draw_activations(frames: dict, quick: bool) -> Drawn:
         ax.set_ylabel(f"FRR({tau})")
         ax.set_title(f"FRR(tau={tau})")
         ax.legend(fontsize=7)
-    fig.suptitle(f"Activation functions (GBA, n={int(_first(df, 'world.n'))}, d={int(_first(df, 'world.d'))})")
+    n, d = int(_first(df, world_col("n"))), int(_first(df, world_col("d")))
+    fig.suptitle(f"Activation functions (GBA, n={n}, d={d})")
     return Drawn(fig, s)
 
 
@@ -179,13 +194,13 @@ def draw_activations(frames: dict, quick: bool) -> Drawn:
 def toy_table(df: pd.DataFrame) -> pd.DataFrame:
     from .sweeps import TOY_PAPER, TOY_VARIANTS
 
-    s = summarise(df, ["params.variant"], (FRR80, FRR90, FRR99))
+    s = summarise(df, [param_col("variant")], (FRR80, FRR90, FRR99))
     order = [v["label"] for v in TOY_VARIANTS]
-    s["order"] = s["params.variant"].map({k: i for i, k in enumerate(order)})
+    s["order"] = s[param_col("variant")].map({k: i for i, k in enumerate(order)})
     s = s.sort_values("order").drop(columns="order")
-    s["paper.frr.0.8"] = s["params.variant"].map(lambda k: TOY_PAPER[k][0] / 100)
-    s["paper.frr.0.9"] = s["params.variant"].map(lambda k: TOY_PAPER[k][1] / 100)
-    return s.rename(columns={"params.variant": "method"})
+    s[PAPER80] = s[param_col("variant")].map(lambda k: TOY_PAPER[k][0] / 100)
+    s[PAPER90] = s[param_col("variant")].map(lambda k: TOY_PAPER[k][1] / 100)
+    return s.rename(columns={param_col("variant"): "method"})
 
 
 def format_toy_table(t: pd.DataFrame) -> str:
@@ -196,10 +211,10 @@ def format_toy_table(t: pd.DataFrame) -> str:
              f"{'FRR(0.99) ours':15s} | seeds",
              "-" * 112]
     for _, r in t.iterrows():
-        lines.append(f"{r['method']:34s} | {pct(r[FRR80 + '.mean'], r[FRR80 + '.std']):15s} | "
-                     f"{100 * r['paper.frr.0.8']:5.1f}% | {pct(r[FRR90 + '.mean'], r[FRR90 + '.std']):15s} | "
-                     f"{100 * r['paper.frr.0.9']:5.1f}% | {pct(r[FRR99 + '.mean'], r[FRR99 + '.std']):15s} | "
-                     f"{int(r[FRR90 + '.count'])}")
+        lines.append(f"{r['method']:34s} | {pct(r[column(FRR80, 'mean')], r[column(FRR80, 'std')]):15s} | "
+                     f"{100 * r[PAPER80]:5.1f}% | {pct(r[column(FRR90, 'mean')], r[column(FRR90, 'std')]):15s} | "
+                     f"{100 * r[PAPER90]:5.1f}% | {pct(r[column(FRR99, 'mean')], r[column(FRR99, 'std')]):15s} | "
+                     f"{int(r[column(FRR90, 'count')])}")
     return "\n".join(lines)
 
 
@@ -207,10 +222,10 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
     t = toy_table(frames["toy"])
     fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
     x = np.arange(len(t))
-    for offset, (metric, paper, label) in enumerate(((FRR80, "paper.frr.0.8", "0.8"),
-                                                       (FRR90, "paper.frr.0.9", "0.9"))):
+    for offset, (metric, paper, label) in enumerate(((FRR80, PAPER80, "0.8"),
+                                                       (FRR90, PAPER90, "0.9"))):
         xs = x + (offset - 0.5) * 0.38
-        ax.bar(xs, t[f"{metric}.mean"], width=0.36, yerr=t[f"{metric}.std"].fillna(0), capsize=3,
+        ax.bar(xs, t[column(metric, "mean")], width=0.36, yerr=t[column(metric, "std")].fillna(0), capsize=3,
                label=f"ours FRR({label})", alpha=0.85)
         ax.scatter(xs, t[paper], marker="D", color="k", zorder=3, s=18,
                    label="paper" if offset == 0 else None)
@@ -302,18 +317,20 @@ def _theory_overlays(ax, n: int, deltas: np.ndarray) -> None:
 
 def draw_phase(frames: dict, quick: bool) -> Drawn:
     df = frames["phase"]
-    s = summarise(df, ["params.world.n", "params.method", "params.delta", "params.rho"])
-    methods = list(dict.fromkeys(s["params.method"]))
-    ns = sorted(s["params.world.n"].unique())
+    n_col, method_col = param_col("world.n"), param_col("method")
+    delta_col, rho_col = param_col("delta"), param_col("rho")
+    s = summarise(df, [n_col, method_col, delta_col, rho_col])
+    methods = list(dict.fromkeys(s[method_col]))
+    ns = sorted(s[n_col].unique())
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4), constrained_layout=True,
                              squeeze=False)
     styles = ["-", "--", ":", "-."]
     mesh = None
     for ax, method in zip(axes[0], methods):
-        sm = s[s["params.method"] == method]
+        sm = s[s[method_col] == method]
         for k, n in enumerate(ns):
-            g = sm[sm["params.world.n"] == n].pivot(index="params.rho", columns="params.delta",
-                                                    values=f"{FRR90}.mean").sort_index().sort_index(axis=1)
+            g = sm[sm[n_col] == n].pivot(index=rho_col, columns=delta_col,
+                                         values=column(FRR90, "mean")).sort_index().sort_index(axis=1)
             X, Y = np.meshgrid(g.columns.values.astype(float), g.index.values.astype(float))
             if k == len(ns) - 1:
                 mesh = ax.pcolormesh(X, Y, g.values, vmin=0, vmax=1, cmap="Greys_r", shading="nearest", alpha=0.8)
@@ -321,11 +338,11 @@ def draw_phase(frames: dict, quick: bool) -> Drawn:
                 ax.contour(X, Y, g.values, levels=[0.5], colors=["tab:blue"], linestyles=styles[k % 4],
                            linewidths=2)
             ax.plot([], [], color="tab:blue", ls=styles[k % 4], lw=2, label=f"50% contour, n={n}")
-        _theory_overlays(ax, int(ns[-1]), np.array(sorted(s["params.delta"].unique()), dtype=float))
+        _theory_overlays(ax, int(ns[-1]), np.array(sorted(s[delta_col].unique()), dtype=float))
         ax.set_title(method)
         ax.set_xlabel("delta = d / n")
         ax.set_ylabel("rho = s / d")
-        ax.set_ylim(0, min(1.0, float(s["params.rho"].max()) * 1.15))
+        ax.set_ylim(0, min(1.0, float(s[rho_col].max()) * 1.15))
         ax.legend(fontsize=6, loc="upper left")
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[0].tolist(), label=f"FRR(0.9), n={ns[-1]}")
@@ -336,18 +353,18 @@ def draw_phase(frames: dict, quick: bool) -> Drawn:
 # -- 8. sensitivity ---------------------------------------------------------------------------------------
 def draw_sensitivity(frames: dict, quick: bool) -> Drawn:
     df = frames["sensitivity"].copy()
-    label = df["params.variant"].astype(str)
+    label = df[param_col("variant")].astype(str)
     df["knob"] = label.str.split("=").str[0]
     df["value"] = label.str.split("=").str[1].astype(float)
-    s = summarise(df, ["knob", "value"], (FRR90, FRR99, "metrics.l0", "metrics.dead_fraction"))
+    s = summarise(df, ["knob", "value"], (FRR90, FRR99, L0, DEAD))
     knobs = list(dict.fromkeys(s["knob"]))
     fig, axes = plt.subplots(1, len(knobs), figsize=(3.3 * len(knobs), 3.6), constrained_layout=True,
                              squeeze=False)
     for ax, knob in zip(axes[0], knobs):
         g = s[s["knob"] == knob].sort_values("value")
         for metric, style, name in ((FRR90, "o-", "FRR(0.9)"), (FRR99, "x:", "FRR(0.99)")):
-            ax.errorbar(g["value"], g[f"{metric}.mean"], yerr=g[f"{metric}.std"].fillna(0), fmt=style,
-                        capsize=2, label=name)
+            ax.errorbar(g["value"], g[column(metric, "mean")], yerr=g[column(metric, "std")].fillna(0),
+                        fmt=style, capsize=2, label=name)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_ylim(-0.03, 1.03)

@@ -190,11 +190,13 @@ def run_sweep(
 
 def run_experiment(spec, store_dir: Path | str, **run_options) -> pd.DataFrame:
     """Run ``spec`` into the store at ``store_dir`` (resuming it) and return its results as a DataFrame:
-    ``spec.frame(rows)`` where the spec has one, else one flattened row per finished unit, in the order
-    of ``spec.expand()`` (``load_results``). ``run_options``: those of :func:`run_sweep`. The run's
-    :class:`SweepSummary` is in ``frame.attrs["summary"]`` (as a dict)."""
+    ``spec.frame(rows)`` where the spec has one, else one flattened row per finished unit
+    (``load_results``), in the order of ``spec.expand()`` (a unit listed twice, as two axis points of a
+    sweep that resolve to the same config, gives two rows, as the figures have always counted it).
+    ``run_options``: those of :func:`run_sweep`. The run's :class:`SweepSummary` is in
+    ``frame.attrs["summary"]`` (as a dict)."""
     summary = run_sweep(spec, store_dir, **run_options)
-    ids = list(OrderedDict.fromkeys(u.cell_id for u in spec.expand()))
+    ids = [u.cell_id for u in spec.expand()]
     if hasattr(spec, "frame"):
         frame = spec.frame(ResultStore(store_dir).rows(ids))
     else:

@@ -152,6 +152,36 @@ class ResultStore:
         return len(stale)
 
 
+# -- column names: the one place that knows how a nested row key becomes a DataFrame column -----------------
+SEPARATOR = "."
+
+
+def column(*keys: str) -> str:
+    """The DataFrame column of the nested row key ``keys`` (``column("metrics", "frr", "0.9")`` is
+    ``"metrics.frr.0.9"``): what :func:`flatten_row` makes of it."""
+    return SEPARATOR.join(keys)
+
+
+def param_col(axis: str) -> str:
+    """Column of a sweep axis's value in each cell (a bundle's label for a bundle axis): ``param_col("world.d")``."""
+    return column("params", axis)
+
+
+def metric_col(name: str) -> str:
+    """Column of a cell's metric, dotted for nested ones: ``metric_col("frr.0.9")``, ``metric_col("l0")``."""
+    return column("metrics", name)
+
+
+def world_col(name: str) -> str:
+    """Column of a field of each cell's resolved WorldConfig: ``world_col("n")``."""
+    return column("world", name)
+
+
+def train_col(name: str) -> str:
+    """Column of a field of each cell's resolved TrainConfig: ``train_col("lr")``, ``train_col("params.k")``."""
+    return column("train", name)
+
+
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     """Nested dicts become dotted columns (``metrics.frr.0.9``); lists stay as cell values."""
     out: dict[str, Any] = {}
@@ -159,7 +189,7 @@ def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
+                walk(column(prefix, str(k)) if prefix else str(k), v)
         else:
             out[prefix] = value
 

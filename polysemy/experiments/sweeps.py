@@ -12,6 +12,7 @@ n = 128. Method knobs use the names of ``polysemy.sae``'s registered methods.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError
@@ -293,6 +294,14 @@ SWEEPS: dict[str, Callable[[bool], SweepSpec]] = {
     "sensitivity": _sensitivity,
     "smoke": _smoke,
 }
+
+
+DEFAULT_SWEEP_ROOT = Path("runs") / "sweeps"
+
+
+def store_dir_for(name: str, quick: bool, root: Path | str = DEFAULT_SWEEP_ROOT) -> Path:
+    """Where a named sweep keeps its results by default: ``root/NAME``, or ``root/NAME-quick``."""
+    return Path(root) / (f"{name}-quick" if quick else name)
 
 
 def get_sweep(name: str, quick: bool = False) -> SweepSpec:

@@ -5,8 +5,10 @@ only 100 steps (the full quick run trains 1500); everything else is the real pat
 """
 
 import pandas as pd
+import pytest
 
 from polysemy.cli import main
+from polysemy.errors import ConfigError
 from polysemy.experiments import figures, sweeps
 
 
@@ -31,3 +33,32 @@ def test_quick_activations_figure_end_to_end(tmp_path, capsys, monkeypatch):
     before = {p: p.stat().st_mtime_ns for p in (store / "activations-quick" / "cells").iterdir()}
     assert main(["figures", "activations", "--quick", "--out", str(out), "--store", str(store)]) == 0
     assert {p: p.stat().st_mtime_ns for p in (store / "activations-quick" / "cells").iterdir()} == before
+
+
+def test_every_registered_figure_reads_known_sweeps_and_resolves_its_draw_function():
+    for name, fig_def in figures.FIGURES.items():
+        assert fig_def.name == name and set(fig_def.sweeps) <= set(sweeps.SWEEPS)
+        assert callable(fig_def.draw_function())
+
+
+def test_a_registered_figure_is_listed_and_drawn_by_polysemy_figures(tmp_path, monkeypatch, capsys):
+    import matplotlib.pyplot as plt
+
+    from polysemy.experiments.plots import Drawn, summarise
+    from polysemy.experiments.store import param_col
+
+    def draw_smoke(frames, quick):  # a pure function of the sweep's DataFrame
+        table = summarise(frames["smoke"], [param_col("world.d")])
+        fig, ax = plt.subplots()
+        ax.plot(table[param_col("world.d")], table["metrics.frr.0.9.mean"])
+        return Drawn(fig, table)
+
+    monkeypatch.setattr(figures, "FIGURES", dict(figures.FIGURES))
+    figures.register_figure(figures.FigureDef("smoke-frr", ("smoke",), draw_smoke, "FRR of the smoke sweep"))
+    with pytest.raises(ConfigError, match="sweeps must be among"):
+        figures.register_figure(figures.FigureDef("bad", ("no-such-sweep",), draw_smoke, "-"))
+    out, store = tmp_path / "figs", tmp_path / "store"
+    assert main(["figures", "smoke-frr", "--quick", "--out", str(out), "--store", str(store)]) == 0
+    table = pd.read_csv(out / "smoke-frr.csv")
+    assert list(table["params.world.d"]) == [8, 12] and list(table["metrics.frr.0.9.count"]) == [2, 2]
+    assert "smoke-frr" in capsys.readouterr().out
