@@ -26,6 +26,12 @@ COMMAND_MODULES = (
 )
 
 
+def add_command(subparsers, name: str, help: str, doc: str) -> argparse.ArgumentParser:
+    """Add the command ``name``: ``help`` is its line in ``polysemy --help``, the first line of ``doc``
+    (its module's docstring) its description."""
+    return subparsers.add_parser(name, help=help, description=doc.splitlines()[0])
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises ConfigError instead of printing usage, so every bad option is one line."""
 

@@ -30,9 +30,10 @@ EVAL_SEED = 12345
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo", help="train GBA and a TopK baseline on a named world; print a recovery table and a figure",
-        description=__doc__.splitlines()[0])
+    from .cli import add_command
+
+    p = add_command(subparsers, "demo", "train GBA and a TopK baseline on a named world; print a recovery table "
+                    "and a figure", __doc__)
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"named world (default {DEFAULT_PRESET})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"training steps (default {DEFAULT_STEPS})")
     p.add_argument("--batch-size", type=int, default=512, help="samples per step (default 512)")

@@ -38,7 +38,6 @@ from ..io import save_figure_atomic, write_text_atomic
 from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
 from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
-from .store import ResultStore, store_or_temporary
 
 WORLDS = ("uniform", "paper-toy")
 SYSTEM_FAMILIES = ("polysemy-gba", "polysemy-topk", "saelens-topk", "saelens-batchtopk",
@@ -339,7 +338,7 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) 
     from the store (the DataFrame of the same rows: ``runner.run_experiment(PeersSpec(cfg), store)``).
     Skipped systems (peer not installed) are listed with their reason and announced on ``log``
     (default: the current ``sys.stderr``), as are systems reused from ``store``."""
-    from .runner import run_sweep, unit_result
+    from .runner import run_units, unit_result
 
     log = log if log is not None else sys.stderr
     skipped = []
@@ -349,13 +348,7 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) 
             skipped.append({"system": family, "reason": why})
             print(f"polysemy peers: skipping {family}: {why}", file=log)
     spec = PeersSpec(cfg, tuple(f for f in cfg.systems if status[f][0]))
-    units = spec.expand()
-    with store_or_temporary(store) as root:
-        summary = run_sweep(spec, root, progress=progress)
-        stored = {row["cell_id"]: row for row in ResultStore(root).rows([u.cell_id for u in units])}
-    reused = summary.cells_done - summary.cells_computed
-    if reused:
-        print(f"polysemy peers: {reused} of {len(units)} systems were already done in {store} (kept)", file=log)
+    units, stored, summary = run_units(spec, store, progress=progress, log=log, what="systems")
     rows = []
     for (world_name, system), unit in zip(spec.systems(), units):
         if unit.cell_id in stored:

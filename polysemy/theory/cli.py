@@ -23,11 +23,11 @@ MAX_SAMPLES = 10_000_000
 
 
 def register(subparsers) -> None:
+    from ..cli import add_command
     from ..simulate.cli_options import add_world_arguments
 
-    parser = subparsers.add_parser(
-        "check", help="check a world's identifiability conditions and print its predicted band",
-        description=__doc__.splitlines()[0])
+    parser = add_command(subparsers, "check", "check a world's identifiability conditions and print its "
+                         "predicted band", __doc__)
     add_world_arguments(parser)
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"samples for the measured conditions (0 = predicted only; default {DEFAULT_SAMPLES})")

@@ -21,6 +21,16 @@ class PeerUnavailable(RuntimeError):
     """The peer's package is not installed (or cannot run here); the harness skips it with this text."""
 
 
+def availability(import_peer: Callable[[], object], describe: Callable[[object], str]) -> tuple[bool, str]:
+    """(True, ``describe(what import_peer returned)``: the library and its version) when the peer imports,
+    else (False, the reason its ``PeerUnavailable`` gives). Every adapter's ``available()``."""
+    try:
+        imported = import_peer()
+    except PeerUnavailable as exc:
+        return False, str(exc)
+    return True, describe(imported)
+
+
 @dataclass
 class FittedSystem:
     """A trained system seen through the SAE interface (``W_dec`` [M, d], ``encode``, ``decode``)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .base import FittedSystem, PeerUnavailable, RecoveryMonitor
+from .base import FittedSystem, PeerUnavailable, RecoveryMonitor, availability
 
 ARCHITECTURES = ("topk", "batchtopk", "jumprelu", "standard")
 DEFAULT_BATCH = 1024   # sae_lens.synthetic.train_toy_sae default
@@ -36,11 +36,8 @@ def _import():
 
 
 def available() -> tuple[bool, str]:
-    try:
-        sl = _import()
-    except PeerUnavailable as exc:
-        return False, str(exc)
-    return True, f"sae-lens {getattr(sl, '__version__', '?')}"
+    """Whether sae-lens imports, and its version (or why not)."""
+    return availability(_import, lambda sl: f"sae-lens {getattr(sl, '__version__', '?')}")
 
 
 def _build(sl, architecture: str, d: int, width: int, k: int | None):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .base import FittedSystem, PeerUnavailable, RecoveryMonitor
+from .base import FittedSystem, PeerUnavailable, RecoveryMonitor, availability
 
 DEFAULT_BATCH = 256          # MiniBatchDictionaryLearning default batch_size (sklearn >= 1.3)
 ALPHA_GRID = (0.03, 0.1, 0.3)  # our choice: spans under- to over-penalised for O(1) coefficients
@@ -32,12 +32,8 @@ def _import():
 
 
 def available() -> tuple[bool, str]:
-    try:
-        _import()
-    except PeerUnavailable as exc:
-        return False, str(exc)
-    import sklearn
-    return True, f"scikit-learn {sklearn.__version__}"
+    """Whether scikit-learn imports, and its version (or why not)."""
+    return availability(_import, lambda _: f"scikit-learn {__import__('sklearn').__version__}")
 
 
 def fit(stream: Iterator[torch.Tensor], *, d: int, width: int, budget: int, seed: int,

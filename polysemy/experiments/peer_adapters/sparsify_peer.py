@@ -14,10 +14,11 @@ keeps averaged weights: evaluations switch it to ``eval()`` (as sparsify does be
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib.metadata import version
 
 import torch
 
-from .base import FittedSystem, PeerUnavailable, RecoveryMonitor
+from .base import FittedSystem, PeerUnavailable, RecoveryMonitor, availability
 
 DEFAULT_BATCH = 1024   # sparsify counts batches in sequences; we feed 1024 activation vectors a step
 
@@ -34,12 +35,8 @@ def _import():
 
 
 def available() -> tuple[bool, str]:
-    try:
-        _import()
-    except PeerUnavailable as exc:
-        return False, str(exc)
-    from importlib.metadata import version
-    return True, f"eai-sparsify {version('eai-sparsify')}"
+    """Whether eai-sparsify imports, and its version (or why not)."""
+    return availability(_import, lambda _: f"eai-sparsify {version('eai-sparsify')}")
 
 
 def default_lr(width: int) -> float:
