@@ -5,16 +5,22 @@
     summary = run_sweep(spec, "runs/sweeps/width-quick", jobs=2)
     df = load_results(summary.store)               # one row per cell, flattened columns
 
-Modules: ``spec`` (SweepSpec, Axis, Cell, cell ids), ``store`` (ResultStore, load_results), ``runner``
-(grouping, joblib/Dask, resume), ``evaluation`` (train a group stacked, score each cell), ``sweeps``
-(the named sweeps), ``figures`` and ``plots`` (the paper's figures), ``dynamics`` (figure 6),
-``cli`` (``polysemy sweep``, ``polysemy figures``). Docs: docs/experiments.md.
+Any experiment spec runs the same way into a content-addressed, resumable store and comes back as a
+DataFrame (``run_experiment(spec, store)``): sweeps of trainings (``SweepSpec``), the peers comparison
+(``peers.PeersSpec``) and the throughput bench (``throughput.BenchSpec``); see the ``runner`` docstring.
+
+Modules: ``spec`` (SweepSpec, Axis, Cell, Unit, content ids), ``store`` (ResultStore, load_results, the
+column accessors), ``runner`` (grouping, joblib/Dask, resume, run_experiment), ``evaluation`` (train a
+group stacked, score each cell), ``sweeps`` (the named sweeps), ``figures`` (the registry: figure ->
+sweeps it reads, draw function) and ``plots`` (the draw functions), ``dynamics`` (figure 6), ``peers``
+and ``throughput`` (``polysemy peers``, ``polysemy bench``), ``cli`` (``polysemy sweep``,
+``polysemy figures``). Docs: docs/experiments.md.
 """
 
-from .runner import SweepSummary, plan_groups, run_sweep
-from .spec import Axis, Cell, SweepSpec
+from .runner import SweepSummary, plan_groups, run_experiment, run_sweep
+from .spec import Axis, Cell, SweepSpec, Unit
 from .store import ResultStore, load_results
 from .sweeps import SWEEPS, get_sweep
 
-__all__ = ["Axis", "Cell", "SweepSpec", "ResultStore", "load_results", "run_sweep", "plan_groups",
-           "SweepSummary", "SWEEPS", "get_sweep"]
+__all__ = ["Axis", "Cell", "SweepSpec", "Unit", "ResultStore", "load_results", "run_sweep", "run_experiment",
+           "plan_groups", "SweepSummary", "SWEEPS", "get_sweep"]

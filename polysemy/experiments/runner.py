@@ -41,9 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
-
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..errors import require, require_int_range
 from .spec import Cell, SweepSpec
@@ -52,6 +51,8 @@ from .store import ResultStore, load_results, store_or_temporary, versions
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
 MAX_GROUP = 16
 DASK_CONNECT_TIMEOUT_S = 10
+RUNNER_KEYS = ("group_seconds", "group_size", "versions")  # what the runner adds to every stored row
+SKIPPED = "skipped"   # an evaluator's result {SKIPPED: reason}: the unit could not run here; nothing stored
 
 
 @dataclass
@@ -219,11 +220,6 @@ def run_units(spec, store: Path | str | None = None, *, progress: bool = True, l
         print(f"polysemy {spec.name}: {reused} of {len(units)} {what} were already done in {store} (kept; "
               "another --out runs them anew)", file=log)
     return units, stored, summary
-
-
-# Keys the runner adds to every stored row (beside the unit's own ``to_dict()``).
-RUNNER_KEYS = ("group_seconds", "group_size", "versions")
-SKIPPED = "skipped"
 
 
 def unit_result(row: dict) -> dict:
