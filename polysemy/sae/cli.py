@@ -128,6 +128,8 @@ def register(subparsers) -> None:
                    help="continue the run checkpointed in DIR (world and training settings come from DIR)")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     o.add_argument("--quiet", action="store_true", help="no progress bar")
+    o.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also log the history to TensorBoard event files in DIR (needs polysemy[tensorboard])")
     parser.set_defaults(func=run_train, interrupt_hint=_interrupt_hint, train_parser=parser)
 
 
@@ -204,6 +206,16 @@ def _check_outputs(args) -> Path | None:
     return Path(target)
 
 
+def _tensorboard_callbacks(args) -> list:
+    """--tensorboard DIR: the history as TensorBoard scalars; checked before any work (the package too)."""
+    if args.tensorboard is None:
+        return []
+    from ..outputs import check_output_dir
+    from .callbacks import TensorBoardLogger
+
+    return [TensorBoardLogger(check_output_dir("--tensorboard", args.tensorboard))]
+
+
 def _resume_settings(args):
     """(world config, TrainConfig, TrainResult, run.json) of the run checkpointed in ``args.resume``."""
     from ..simulate import WorldConfig
@@ -261,6 +273,7 @@ def run_train(args) -> int:
     from .trainer import check_device, to_cpu, train
 
     target = _check_outputs(args)
+    callbacks = _tensorboard_callbacks(args)
     resumed = None
     if args.resume is not None:
         world_cfg, cfg, resumed, run = _resume_settings(args)
@@ -295,7 +308,7 @@ def run_train(args) -> int:
         data = itertools.islice(data, resumed.steps, None)   # the batches the killed run had not used
     started = time.perf_counter()
     result = train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed, on_log=on_log,
-                   device=device, precision=args.precision)
+                   device=device, precision=args.precision, callbacks=callbacks)
     if device.type != "cpu":   # evaluation and checkpoints are on the CPU
         result = to_cpu(result)
     seconds = time.perf_counter() - started + (resumed.seconds if resumed is not None else 0.0)

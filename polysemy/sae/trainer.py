@@ -5,27 +5,28 @@ same structure, see ``Method.structure_key``, share one stack; others are traine
 Both run :func:`_train_stack`, so a stack of G models gives the same result as G single runs.
 
 Per step: fetch a batch -> ``method.loss_and_grads`` -> Adam -> ``after_update`` (unit-norm rows) ->
-latent firing bookkeeping -> ``end_of_step`` (bias adaptation); no step reads a value back from the
-device, so a GPU runs ahead of Python. Inputs and losses are checked for NaN/inf at log time. Every
-``log_every`` steps a row per model goes to ``TrainResult.history``: loss, mse, l0, alive/dead
-fraction over the log interval, FRR(0.9), FRR(0.99) and MMCS when the truth is given, method extras.
+latent firing bookkeeping -> ``end_of_step`` (bias adaptation) -> the callbacks' ``on_step_end``; no
+step reads a value back from the device, so a GPU runs ahead of Python. Inputs and losses are checked
+for NaN/inf at log time. Every ``log_every`` steps (and at the end) the loop opens a history row per
+model and the callbacks' ``on_log`` fill it (polysemy/sae/callbacks.py: the protocol, and the default
+callbacks that write loss, mse, l0, alive/dead fraction, method extras and diagnostics, FRR(0.9),
+FRR(0.99) and MMCS when the truth is given, stop on a plateau, and draw the progress bar).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 import time
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .adam import StackedAdam
+from .callbacks import bound_hooks, check_callbacks, default_callbacks
 from .config import TrainConfig
 from .models import SAE
 from .registry import get_method
@@ -57,7 +58,8 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool = True,
-          resume: TrainResult | None = None, on_log=None, device=None, precision: str = "fp32") -> TrainResult:
+          resume: TrainResult | None = None, on_log=None, device=None, precision: str = "fp32",
+          callbacks: list | None = None) -> TrainResult:
     """Train one SAE on ``data`` (any iterable of float tensors [B, d], or objects with ``.x``).
 
     truth:  optional [n, d] true features, used only for logging recovery and early stopping.
@@ -73,20 +75,25 @@ def train(cfg: TrainConfig, data: Iterable, d: int, truth=None, progress: bool =
             on CPU data).
     precision: "fp32" (default), "tf32" (CUDA matmuls in TF32, ~10 mantissa bits) or "bf16" (the step
             under ``torch.autocast(bfloat16)``; parameters, Adam state and statistics stay fp32).
+    callbacks: further callbacks (polysemy/sae/callbacks.py), run after the default ones that the
+            config asks for (history, recovery, plateau stop) and before the progress bar and ``on_log``.
     """
     return _train_stack([cfg], [data], d, [truth], progress, [resume] if resume is not None else None,
-                        on_log, device, precision)[0]
+                        on_log, device, precision, check_callbacks(callbacks))[0]
 
 
 def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: bool = True,
-                  resume: list[TrainResult] | None = None, device=None, precision: str = "fp32") -> list[TrainResult]:
+                  resume: list[TrainResult] | None = None, device=None, precision: str = "fp32",
+                  callbacks: list | None = None) -> list[TrainResult]:
     """Train G configs as stacked tensors; returns results in the order of ``cfgs``.
 
     datas: a list with one iterable per config, or one shared iterable (then every model of a stack
            sees the same batches). truth: None, one [n, d] array for all, or a list with one per config.
     Configs whose ``structure_key`` differs are trained as separate stacks, one after another.
-    device, precision: as for :func:`train`.
+    device, precision: as for :func:`train`. callbacks: as for :func:`train`; with several stacks each
+    callback runs once per stack (``state.members`` maps a stack's models to positions in ``cfgs``).
     """
+    callbacks = check_callbacks(callbacks)
     cfgs = list(cfgs)
     if not cfgs:
         return []
@@ -108,7 +115,7 @@ def train_stacked(cfgs: list[TrainConfig], datas, d: int, truth=None, progress: 
         sub_data = shared_iter if shared else [datas[i] for i in members]
         sub_resume = [resume[i] for i in members] if resume is not None else None
         out = _train_stack([cfgs[i] for i in members], sub_data, d, [truths[i] for i in members],
-                           progress, sub_resume, None, device, precision)
+                           progress, sub_resume, None, device, precision, callbacks, members)
         for i, r in zip(members, out):
             results[i] = r
     return results
@@ -248,16 +255,14 @@ def _check_finite_state(model, step: int) -> None:
                                  "(try a lower lr)")
 
 
-def _unit_rows_np(a) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(a, dtype=np.float32))
-    return t / t.norm(dim=1, keepdim=True).clamp(min=1e-12)
-
-
-def _recovery(rows_MD: torch.Tensor, truth_ND: torch.Tensor) -> dict[str, float]:
-    rows = rows_MD / rows_MD.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    best = (truth_ND.to(rows.device) @ rows.T).max(dim=1).values
-    return {"frr_0.9": float((best >= 0.9).float().mean()), "frr_0.99": float((best >= 0.99).float().mean()),
-            "mmcs": float(best.mean())}
+def _truth_rows(t, d: int) -> np.ndarray | None:
+    """A truth as a float32 [n, d] array (None stays None), or a ConfigError naming its shape."""
+    if t is None:
+        return None
+    a = np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32)
+    if a.ndim != 2 or a.shape[1] != d:
+        raise ConfigError(f"truth must be [n, d={d}], got {tuple(a.shape)}")
+    return a
 
 
 def _stack_from(method, cfgs, d, resumes, device):
@@ -295,8 +300,87 @@ def precision_context(precision: str, device_type: str):
     yield
 
 
+class TrainState:
+    """The loop's state, as the callbacks see it (polysemy/sae/callbacks.py). Read it freely; change the
+    run only through :meth:`stop` and :meth:`stop_model` (or, at a log point, by adding columns to
+    ``rows``).
+
+    cfgs, d, method, model (the stacked models, G of them), hyper, optimizer, device, precision: the run.
+    members: the positions of this stack's models in the caller's list of configs (``train_stacked``).
+    truths: per model, the true features as a float32 [n, d] array, or None.
+    step: optimisation steps done (the first step of the run is step 0; after it ``step`` is 1).
+    samples: per model, the samples it has seen (a stopped model's count stops too).
+    history: per model, its history rows so far (dicts; ``TrainResult.history`` is their DataFrame).
+    rows: at a log point, {model: its new row}; empty otherwise.
+    batch, out: the last step's batch [G, B, d] and the method's ``StepOutput``.
+    finished: per model, its frozen TrainResult once :meth:`stop_model` froze it, else None.
+    stop_requested: the reason given to :meth:`stop`, else None. error: the exception training raised.
+    """
+
+    def __init__(self, cfgs, d, method, model, hyper, optimizer, truths, step, samples, history, seconds0,
+                 members, device, precision):
+        self.cfgs, self.d, self.method, self.model, self.hyper = cfgs, d, method, model, hyper
+        self.optimizer, self.truths, self.step, self.samples = optimizer, truths, step, samples
+        self.history, self.seconds0, self.members = history, seconds0, members
+        self.device, self.precision = device, precision
+        self.started = time.perf_counter()
+        self.rows: dict[int, dict] = {}
+        self.batch: torch.Tensor | None = None
+        self.out = None
+        self.finished: list[TrainResult | None] = [None] * len(cfgs)
+        self.stop_requested: str | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def G(self) -> int:
+        return len(self.cfgs)
+
+    @property
+    def live(self) -> list[int]:
+        """The models still training (not frozen by :meth:`stop_model`)."""
+        return [g for g in range(self.G) if self.finished[g] is None]
+
+    def seconds(self, g: int) -> float:
+        """Model g's training time so far (a resumed run adds its earlier time)."""
+        return self.seconds0[g] + time.perf_counter() - self.started
+
+    def sae(self, g: int) -> SAE:
+        """A copy of model g as it is now (an ``SAE``, on the training device)."""
+        return SAE(self.model.select(g), self.cfgs[g].method, self.cfgs[g])
+
+    def result(self, g: int, reason: str = "steps") -> TrainResult:
+        """Model g's TrainResult: its frozen one once stopped, else the run so far (a copy; ``resume``
+        continues it exactly)."""
+        if self.finished[g] is not None:
+            return self.finished[g]
+        return TrainResult(model=self.sae(g), history=pd.DataFrame(self.history[g]), seconds=self.seconds(g),
+                           samples=self.samples[g], steps=self.step, config=self.cfgs[g], d=self.d,
+                           optimizer_state=self.optimizer.select(g), stop_reason=reason)
+
+    def results(self, reason: str = "steps") -> list[TrainResult]:
+        return [self.result(g, reason) for g in range(self.G)]
+
+    def stop(self, reason: str = "callback") -> None:
+        """Stop every model after the current round of hooks, with stop reason ``reason``."""
+        self.stop_requested = str(reason)
+
+    def stop_model(self, g: int, reason: str) -> None:
+        """Freeze model g's result now (stop reason ``reason``); the stack's other models train on."""
+        if self.finished[g] is None:
+            self.finished[g] = self.result(g, reason)
+
+    def open_rows(self) -> None:
+        """A log point: a new history row per live model, with step, samples and seconds."""
+        elapsed = time.perf_counter() - self.started
+        self.rows = {}
+        for g in self.live:
+            row = {"step": self.step, "samples": self.samples[g], "seconds": self.seconds0[g] + elapsed}
+            self.history[g].append(row)
+            self.rows[g] = row
+
+
 def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None, device=None,
-                 precision="fp32") -> list[TrainResult]:
+                 precision="fp32", callbacks=(), members=None) -> list[TrainResult]:
     method = get_method(cfgs[0].method)
     G, cfg0 = len(cfgs), cfgs[0]
     if not isinstance(d, int) or d < 1:
@@ -309,10 +393,7 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None, device=N
     if x is None:
         raise ConfigError("data yielded no batch")
     device = x.device
-    truth_t = [None if t is None else _unit_rows_np(t.detach().cpu() if torch.is_tensor(t) else t) for t in truths]
-    for t in truth_t:
-        if t is not None and t.shape[1] != d:
-            raise ConfigError(f"truth must be [n, d={d}], got {tuple(t.shape)}")
+    truth_rows = [_truth_rows(t, d) for t in truths]
 
     if resumes is not None:
         model, opt_state = _stack_from(method, cfgs, d, resumes, device)
@@ -329,91 +410,52 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None, device=N
     if opt_state is not None:
         optimizer.load_state_dict(opt_state)
 
-    finished: list[TrainResult | None] = [None] * G
-    fired_sum = torch.zeros(G, cfg0.width, device=device)
-    loss_sum = torch.zeros(G, device=device)
-    mse_sum = torch.zeros(G, device=device)
-    extra_sum: dict[str, torch.Tensor] = {}
-    steps_in_log, samples_in_log = 0, 0
-    stop_reason = "steps"
+    state = TrainState(cfgs, d, method, model, hyper, optimizer, truth_rows, step, samples, rows, seconds0,
+                       list(members) if members is not None else list(range(G)), device, precision)
+    state.started, state.batch = started, x
+    cbs = default_callbacks(cfgs, truth_rows, progress, on_log, callbacks)
+    on_start, on_step_end, on_log_hooks, on_end = (bound_hooks(cbs, name) for name in
+                                                   ("on_train_start", "on_step_end", "on_log", "on_train_end"))
     finite = _FiniteCheck()
-
-    def snapshot(g: int, reason: str) -> TrainResult:
-        return TrainResult(model=SAE(model.select(g), cfgs[g].method, cfgs[g]),
-                           history=pd.DataFrame(rows[g]), seconds=seconds0[g] + time.perf_counter() - started,
-                           samples=samples[g], steps=step, config=cfgs[g], d=d,
-                           optimizer_state=optimizer.select(g), stop_reason=reason)
-
-    bar = tqdm(total=cfg0.steps, initial=step, file=sys.stderr, disable=not progress, leave=False,
-               desc=cfg0.method if G == 1 else f"{cfg0.method} x{G}", dynamic_ncols=True)
+    stop_reason = "steps"
     try:
-        while step < cfg0.steps:
+        for hook in on_start:
+            hook(state)
+        while state.step < cfg0.steps and state.stop_requested is None and state.live:
             if x is None:
                 x = batches.next()
                 if x is None:
                     stop_reason = "data exhausted"
                     break
             B = x.shape[1]
-            out = one_step(method, model, optimizer, hyper, x, step, lr_scale(cfg0, step), precision)
-            finite.add(step, x, out.loss_G)
-            fired_sum += out.fired_GM
-            loss_sum += out.loss_G
-            mse_sum += out.mse_G
-            for k, v in out.extras.items():
-                extra_sum[k] = extra_sum.get(k, 0.0) + v
-            step += 1
-            steps_in_log += 1
-            samples_in_log += B
-            for g in range(G):
-                if finished[g] is None:
-                    samples[g] += B
-            x = None
-            bar.update(1)
-            if step % cfg0.log_every == 0 or step == cfg0.steps:
+            out = one_step(method, model, optimizer, hyper, x, state.step, lr_scale(cfg0, state.step), precision)
+            finite.add(state.step, x, out.loss_G)
+            state.step += 1
+            for g in state.live:
+                state.samples[g] += B
+            state.batch, state.out, x = x, out, None
+            for hook in on_step_end:
+                hook(state)
+            if state.step % cfg0.log_every == 0 or state.step == cfg0.steps:
                 finite.check()
-                _check_finite_state(model, step)
-                stats = {
-                    "loss": (loss_sum / steps_in_log).tolist(),
-                    "mse": (mse_sum / steps_in_log).tolist(),
-                    "l0": (fired_sum.sum(1) / samples_in_log).tolist(),
-                    "alive_fraction": (fired_sum > 0).float().mean(1).tolist(),
-                }
-                stats["dead_fraction"] = [1.0 - a for a in stats["alive_fraction"]]
-                for k, v in extra_sum.items():
-                    stats[k] = (v / steps_in_log).tolist()
-                for k, v in method.log_values(model, hyper).items():
-                    stats[k] = v.tolist()
-                rows_G = model.decoder_rows()
-                elapsed = time.perf_counter() - started
-                for g in range(G):
-                    if finished[g] is not None:
-                        continue
-                    row = {"step": step, "samples": samples[g], "seconds": seconds0[g] + elapsed}
-                    row.update({k: v[g] for k, v in stats.items()})
-                    if truth_t[g] is not None:
-                        row.update(_recovery(rows_G[g], truth_t[g]))
-                    rows[g].append(row)
-                    if cfgs[g].stop_on_plateau and truth_t[g] is not None and _plateaued(rows[g], cfgs[g]):
-                        finished[g] = snapshot(g, "plateau")
-                if progress:
-                    live = [g for g in range(G) if finished[g] is None] or list(range(G))
-                    post = {"loss": f"{np.mean([stats['loss'][g] for g in live]):.4g}",
-                            "L0": f"{np.mean([stats['l0'][g] for g in live]):.3g}",
-                            "alive": f"{np.mean([stats['alive_fraction'][g] for g in live]):.3f}"}
-                    if "frr_0.9" in rows[live[0]][-1]:
-                        post["frr.9"] = f"{rows[live[0]][-1]['frr_0.9']:.3f}"
-                    bar.set_postfix(post, refresh=False)
-                fired_sum.zero_(), loss_sum.zero_(), mse_sum.zero_()
-                extra_sum.clear()
-                steps_in_log = samples_in_log = 0
-                if on_log is not None:
-                    on_log(step, lambda: [finished[g] or snapshot(g, "steps") for g in range(G)])
-                if all(f is not None for f in finished):
-                    break
-        finite.check()      # steps after the last log point (data exhausted)
+                _check_finite_state(model, state.step)
+                state.open_rows()
+                for hook in on_log_hooks:
+                    hook(state, state.step)
+                state.rows = {}
+        finite.check()      # steps after the last log point (data exhausted, stopped by a callback)
+        reason = state.stop_requested or stop_reason
+        results = [state.result(g, reason) for g in range(G)]
+        for g in range(G):      # a result frozen at a log point gets the columns added there after it froze
+            if state.finished[g] is not None:
+                results[g].history = pd.DataFrame(state.history[g])
+    except BaseException as exc:
+        state.error = exc
+        raise
     finally:
-        bar.close()
-    return [finished[g] if finished[g] is not None else snapshot(g, stop_reason) for g in range(G)]
+        for hook in on_end:
+            hook(state)
+    return results
 
 
 def check_device(device) -> torch.device:
@@ -435,18 +477,3 @@ def to_cpu(result: TrainResult) -> TrainResult:
     if result.optimizer_state is not None:
         result.optimizer_state = {k: v.cpu() for k, v in result.optimizer_state.items()}
     return result
-
-
-def _plateaued(rows: list[dict], cfg: TrainConfig) -> bool:
-    """Stop rule (our choice): FRR(0.99) = 1, or neither FRR(0.9) nor FRR(0.99) rose by more than
-    plateau_tol over the last plateau_patience log points."""
-    last = rows[-1]
-    if last["frr_0.99"] >= 1.0:
-        return True
-    if len(rows) <= cfg.plateau_patience:
-        return False
-    before = rows[-1 - cfg.plateau_patience]
-    return (last["frr_0.9"] - before["frr_0.9"] <= cfg.plateau_tol
-            and last["frr_0.99"] - before["frr_0.99"] <= cfg.plateau_tol)
-
-

@@ -249,6 +249,20 @@ def _frr_from_best(best_cos: np.ndarray, taus: Sequence[float]) -> dict[str, flo
     return {f"{t:g}": float((best_cos >= t).sum() / n) for t in taus}
 
 
+def _frr_mmcs(best_cos: np.ndarray, taus: Sequence[float]) -> dict[str, Any]:
+    finite = np.where(np.isfinite(best_cos), best_cos, 0.0)
+    return {"frr": _frr_from_best(best_cos, taus), "mmcs": float(finite.mean())}
+
+
+def feature_recovery(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_TAUS) -> dict[str, Any]:
+    """``{"frr": {tau: FRR}, "mmcs": MMCS}``, exactly as :func:`recovery_metrics` gives them, from one
+    chunked pass without a matching (no Hungarian step): what a training history logs at every log
+    point (``polysemy.sae.callbacks.RecoveryLog``)."""
+    taus = _check_taus(taus)
+    L, T = _pair(learned, truth)
+    return _frr_mmcs(_CosineSummary(L, T, matching=None).feat_best_cos, taus)
+
+
 def frr(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_TAUS) -> dict[str, float]:
     """Feature recovery rate {"0.8": x, "0.9": y, "0.99": z}: fraction of true features whose best
     learned row has signed cosine >= tau (docs/paper.md section 6)."""
@@ -423,9 +437,7 @@ def recovery_metrics(
     summary = _CosineSummary(L, T, split_threshold=split_threshold, counted=alive, matching=mcc_method)
     out["mcc"], out["mcc_method"] = summary.mcc()
     out["uniqueness"] = float(len(np.unique(summary.lat_best_abs_feat)) / M)
-    out["frr"] = _frr_from_best(summary.feat_best_cos, taus)
-    finite_feat = np.where(np.isfinite(summary.feat_best_cos), summary.feat_best_cos, 0.0)
-    out["mmcs"] = float(finite_feat.mean())
+    out.update(_frr_mmcs(summary.feat_best_cos, taus))
     out["mmcs_learned"] = float(summary.lat_best_cos.mean())
     out["uniqueness_over_features"] = float(len(np.unique(summary.lat_best_feat[alive])) / n)
     n_alive = int(alive.sum())
