@@ -1,69 +1,153 @@
-"""Training dynamics of GBA: snapshots of one run, for figure 6.
+"""Training dynamics of GBA (figure 6): a sweep whose cells are each trained once and snapshotted.
 
-The run is one ``polysemy.sae.train`` call; its ``on_log`` hook takes a snapshot at every log point
-(steps // snapshots apart), so the snapshots do not perturb training and an lr schedule runs as in any
-other run. At step 0 (the initialisation) and at each log point we record:
+The ``dynamics`` sweep (experiments/sweeps.py) declares ``evaluator="dynamics"``, so the runner computes
+its cells with :func:`dynamics_group` and the result store keeps, per cell, everything the figure shows;
+``plots.draw_dynamics`` only reads it (:meth:`DynamicsRecord.from_frame`) and trains nothing.
 
-- each true feature's best |cosine| with any decoder row (the feature's recovery so far);
-- each neuron's activation frequency on a fixed probe batch (fraction of samples with a positive
-  activation), beside its GBA group target p_k.
+Each cell is one training run (``polysemy.sae.train_stacked``, the cells of a group stacked) with a
+:class:`~polysemy.sae.callbacks.Snapshots` callback at step 0 (the initialisation), every ``log_every``
+steps and the last step. The callback only reads the models, so the run, an lr schedule over its total
+steps included, is the run a plain ``train`` makes; a snapshot at step k is the state of that run after k
+steps (not of a run resumed in chunks, which would restart the schedule). At each snapshot we record:
+
+- each true feature's best |cosine| with any decoder row (the feature's recovery so far;
+  ``theory.metrics.cosine_matrix``);
+- each neuron's activation frequency on a fixed probe batch of ``eval_samples`` samples (the fraction of
+  samples with a positive activation), beside its GBA group target p_k (taken from the final model).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+
+PROBE_SEED = 424242      # the probe batch's generator seed (our choice; fixed since the first figure)
+ROW_KEY = "dynamics"     # a stored cell's entry holding its DynamicsRecord.to_row()
 
 
 @dataclass
 class DynamicsRecord:
     steps: np.ndarray            # [T] step of each snapshot
-    best_cosine_TN: np.ndarray   # [T, n] best |cos| of each true feature
-    frequency_TM: np.ndarray     # [T, M] activation frequency of each neuron on the probe batch
-    target_M: np.ndarray         # [M] each neuron's GBA target frequency
+    best_cosine_TN: np.ndarray   # [T, n] best |cos| of each true feature (float64)
+    frequency_TM: np.ndarray     # [T, M] activation frequency of each neuron on the probe batch (float32)
+    target_M: np.ndarray         # [M] each neuron's GBA target frequency (float32; NaN without groups)
     f: float                     # the world's mean feature frequency
     description: str
 
+    def to_row(self) -> dict[str, Any]:
+        """The record as plain JSON values (the ``dynamics`` entry of a stored cell)."""
+        return {"steps": [int(s) for s in self.steps], "best_cosine": self.best_cosine_TN.tolist(),
+                "frequency": self.frequency_TM.tolist(), "target": self.target_M.tolist(), "f": float(self.f),
+                "description": self.description}
 
-def record_dynamics(quick: bool = False, world_cfg=None, train_cfg=None, snapshots: int | None = None,
-                    probe_samples: int = 4096, progress: bool = False) -> DynamicsRecord:
-    """Train GBA on ``world_cfg`` (default: the uniform world n=64, d=32, s=3 when quick, else the
-    ``theorem-uniform`` preset) and snapshot it ``snapshots`` times (default 12 quick, 25 full)."""
-    from ..sae import TrainConfig, train
-    from ..simulate import World, WorldConfig, get_preset
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "DynamicsRecord":
+        """Inverse of :meth:`to_row`, with the dtypes the run had (so the figure's numbers are those of
+        the arrays the run computed, bit for bit)."""
+        return cls(np.asarray(row["steps"], dtype=np.int64), np.asarray(row["best_cosine"], dtype=np.float64),
+                   np.asarray(row["frequency"], dtype=np.float32), np.asarray(row["target"], dtype=np.float32),
+                   float(row["f"]), str(row["description"]))
+
+    @classmethod
+    def from_frame(cls, df) -> "DynamicsRecord":
+        """The record of the first cell (lowest seed) of a ``dynamics`` sweep's ``load_results`` frame."""
+        from ..errors import ConfigError
+        from .store import column
+
+        prefix = column(ROW_KEY, "")
+        if df is None or len(df) == 0 or column(ROW_KEY, "steps") not in df.columns:
+            raise ConfigError("the dynamics figure needs the stored results of the 'dynamics' sweep "
+                              "(polysemy sweep dynamics), found none")
+        first = df.sort_values(["seed", "cell_id"]).iloc[0]
+        return cls.from_row({k[len(prefix):]: first[k] for k in df.columns if k.startswith(prefix)})
+
+
+def snapshot_steps(cfg) -> list[int]:
+    """Step 0, every ``cfg.log_every`` steps, and the last step (the run's log points)."""
+    steps = int(cfg.steps)
+    return sorted({0, steps, *range(int(cfg.log_every), steps + 1, int(cfg.log_every))})
+
+
+def _measure(sae, truth_ND: np.ndarray, probe_BD: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     from ..theory.metrics import cosine_matrix
 
-    if world_cfg is None:
-        world_cfg = WorldConfig(n=64, d=32, s=3) if quick else get_preset("theorem-uniform")
-    if train_cfg is None:
-        train_cfg = TrainConfig(method="gba", width=2 * int(world_cfg.n), steps=2000 if quick else 8000,
-                                batch_size=256 if quick else 512, log_every=100)   # lr: the method default
-    snapshots = snapshots or (12 if quick else 25)
-    world = World(world_cfg)
-    data = world.stream(int(train_cfg.batch_size), seed=0)
-    probe = world.sample(probe_samples, torch.Generator().manual_seed(424242))
-    truth = world.V.detach().cpu().numpy()
-    # One run, snapshotted at its log points (every steps // snapshots steps, and the last): resuming in
-    # chunks would restart any lr schedule that depends on the total steps.
-    train_cfg = train_cfg.replace(log_every=max(1, int(train_cfg.steps) // snapshots))
-    steps, cosines, freqs = [], [], []
+    with torch.no_grad():
+        W_MD = sae.W_dec.detach().cpu().numpy()
+        cosines = np.abs(cosine_matrix(W_MD, truth_ND)).max(axis=1)
+        freqs = (sae.encode(probe_BD) > 0).float().mean(0).cpu().numpy()
+    return cosines, freqs
 
-    def record(step: int, model) -> None:
-        W_MD = model.W_dec.detach().cpu().numpy()
-        steps.append(int(step))
-        cosines.append(np.abs(cosine_matrix(W_MD, truth)).max(axis=1))
-        freqs.append((model.encode(probe) > 0).float().mean(0).cpu().numpy())
 
-    fresh = world.stream(int(train_cfg.batch_size), seed=0)  # same first batch, same init
-    record(0, train(train_cfg.replace(steps=0), fresh, int(world_cfg.d), progress=False).model)
-    result = train(train_cfg, data, int(world_cfg.d), progress=progress,
-                   on_log=lambda step, results: record(step, results()[0].model))
-    stack = result.model.stack
-    target = getattr(stack, "target_GM", None)
-    target_M = (target[0].cpu().numpy() if target is not None else np.full(int(train_cfg.width), np.nan))
-    desc = (f"n={world_cfg.n}, d={world_cfg.d}, s={world_cfg.s}, width={train_cfg.width}, "
-            f"{train_cfg.steps} steps")
-    return DynamicsRecord(np.array(steps), np.array(cosines), np.array(freqs), target_M,
-                          float(World(world_cfg).f), desc)
+def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[dict[str, Any]]:
+    """The ``dynamics`` evaluator: train the cells' models stacked, snapshotting each at
+    :func:`snapshot_steps`; per cell, ``dynamics`` (:meth:`DynamicsRecord.to_row`), the final model's
+    ``metrics`` (as the default evaluator scores it), ``theory``, ``seconds``, ``train_seconds`` and
+    ``samples``."""
+    from ..sae import train_stacked
+    from ..sae.callbacks import Snapshots
+    from ..sae.evaluate import evaluate_on_world
+    from ..sae.trainer import check_device, to_cpu
+    from ..simulate import build_world
+    from ..io import to_jsonable
+    from .evaluation import EVAL_SEED, _theory
+
+    dev = check_device(device)
+    cfgs = [c.train for c in cells]
+    wanted = [set(snapshot_steps(c)) for c in cfgs]
+    worlds = [build_world(c.world) for c in cells]
+    datas = [w.stream(int(c.train.batch_size), seed=int(c.seed), device=dev) for w, c in zip(worlds, cells)]
+    probes = [w.sample(int(c.eval_samples), torch.Generator().manual_seed(PROBE_SEED)).to(dev)
+              for w, c in zip(worlds, cells)]
+    truths = [w.V.detach().cpu().numpy() for w in worlds]
+
+    def record(state) -> dict[int, tuple]:
+        return {i: _measure(state.sae(g), truths[i], probes[i]) for g, i in enumerate(state.members)
+                if state.step in wanted[i]}
+
+    snaps = Snapshots(set().union(*wanted), record)
+    start = time.perf_counter()
+    results = train_stacked(cfgs, datas, int(cells[0].world.d), progress=False, device=dev, precision=precision,
+                            callbacks=[snaps])
+    if dev.type != "cpu":
+        results = [to_cpu(r) for r in results]
+    train_seconds = time.perf_counter() - start
+    taken: list[dict[int, tuple]] = [{} for _ in cells]
+    for run in snaps.runs:
+        for step, per_cell in run.items():
+            for i, values in per_cell.items():
+                taken[i][step] = values
+    rows = []
+    for i, (cell, world, result) in enumerate(zip(cells, worlds, results)):
+        t0 = time.perf_counter()
+        metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
+        cfg = cell.train
+        target = getattr(result.model.stack, "target_GM", None)
+        target_M = target[0].cpu().numpy() if target is not None else np.full(int(cfg.width), np.nan, np.float32)
+        order = sorted(taken[i])
+        record_i = DynamicsRecord(
+            np.array(order), np.array([taken[i][s][0] for s in order]), np.array([taken[i][s][1] for s in order]),
+            target_M, float(world.f),
+            f"n={world.n}, d={world.d}, s={getattr(cell.world, 's', '?')}, width={cfg.width}, {cfg.steps} steps")
+        rows.append({
+            ROW_KEY: record_i.to_row(),
+            "metrics": to_jsonable(metrics),
+            "theory": _theory(cell.world),
+            "train_seconds": train_seconds / len(cells),
+            "seconds": train_seconds / len(cells) + time.perf_counter() - t0,
+            "samples": int(result.samples),
+        })
+    return rows
+
+
+def record_dynamics(world_cfg, train_cfg, probe_samples: int = 4096, seed: int = 0) -> DynamicsRecord:
+    """One run's :class:`DynamicsRecord` without a result store: the ``dynamics`` evaluator on a single
+    cell of ``world_cfg`` and ``train_cfg`` (replicate ``seed``, as a sweep resolves it)."""
+    from .spec import SweepSpec
+
+    spec = SweepSpec(name="dynamics", world=world_cfg, train=train_cfg, seeds=(int(seed),),
+                     eval_samples=int(probe_samples), evaluator="dynamics")
+    return DynamicsRecord.from_row(dynamics_group(spec.expand())[0][ROW_KEY])

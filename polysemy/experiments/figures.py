@@ -13,7 +13,8 @@ shows (saved as CSV) and optional text to print. A figure is registered with the
 ``polysemy figures`` lists :data:`FIGURES`. ``make_figure(name, out, quick)`` runs (or reuses) each
 sweep through the experiment runner, draws, and writes ``out/NAME.png``, ``out/NAME.pdf`` and
 ``out/NAME.csv`` (the numbers the figure shows: one row per plotted point, means and spreads over
-seeds), each atomically. The dynamics figure reads no sweep yet (it trains its own run).
+seeds), each atomically. The dynamics figure reads the ``dynamics`` sweep, whose cells store snapshots
+taken during training (experiments/dynamics.py).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
               "GBA with JumpReLU, ReLU and smooth ReLU, against sparsity s."),
     FigureDef("toy", ("toy",), "draw_toy",
               "The paper's toy table (imbalanced world): TopK across K, GBA full and wrong range."),
-    FigureDef("dynamics", (), "draw_dynamics",
+    FigureDef("dynamics", ("dynamics",), "draw_dynamics",
               "Training dynamics of GBA: each true feature's best cosine over steps, and neuron "
               "frequencies against their group targets over time."),
     FigureDef("phase", ("phase",), "draw_phase",

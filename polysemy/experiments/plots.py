@@ -5,8 +5,8 @@ Each ``draw_*`` is a pure function: it takes ``frames`` (sweep name -> DataFrame
 CSV; means and standard deviations over seeds) and optional text to print (the toy table). Columns are
 named through the accessors of :mod:`~polysemy.experiments.store` (``param_col("world.d")``,
 ``metric_col("frr.0.9")``, ``world_col("n")``), never spelled out here. The figures and the sweeps they
-read are registered in :mod:`~polysemy.experiments.figures`. (``draw_dynamics`` still trains its own
-run.)
+read are registered in :mod:`~polysemy.experiments.figures`. None trains anything (``draw_dynamics``
+reads the snapshots the ``dynamics`` sweep stored).
 
 Conventions (our choice): "recovered" means FRR at tau = 0.9 (docs/paper.md section 6). A phase diagram's
 "success" at a grid point is the mean FRR(0.9) over seeds, i.e. the fraction of features recovered,
@@ -241,15 +241,10 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
 
 # -- 6. training dynamics ----------------------------------------------------------------------------
 def draw_dynamics(frames: dict, quick: bool) -> Drawn:
-    from .dynamics import record_dynamics
-    from .sweeps import dynamics_setup
+    """From the stored snapshots of the ``dynamics`` sweep (its first cell); trains nothing."""
+    from .dynamics import DynamicsRecord
 
-    setup = dynamics_setup(quick)
-    if setup is None:
-        rec = record_dynamics(quick=quick)
-    else:
-        world_cfg, train_cfg, snapshots = setup
-        rec = record_dynamics(quick=quick, world_cfg=world_cfg, train_cfg=train_cfg, snapshots=snapshots)
+    rec = DynamicsRecord.from_frame(frames["dynamics"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     cos_SN = rec.best_cosine_TN  # [snapshots, n]
     steps = rec.steps

@@ -117,13 +117,17 @@ def _run_group(evaluate_group: GroupEvaluator, cells: list[Cell], threads: int |
     return rows
 
 
-def default_evaluator(device: str = "cpu", precision: str = "fp32") -> GroupEvaluator:
-    """Train each group stacked on ``device`` (evaluation runs on the CPU)."""
-    from .evaluation import train_and_evaluate_group
+def default_evaluator(device: str = "cpu", precision: str = "fp32", evaluator: str = "train") -> GroupEvaluator:
+    """Train each group stacked on ``device`` (evaluation runs on the CPU); ``evaluator`` (a sweep's
+    ``SweepSpec.evaluator``): "train" scores each model, "dynamics" snapshots it over training."""
+    if evaluator == "dynamics":
+        from .dynamics import dynamics_group as evaluate
+    else:
+        from .evaluation import train_and_evaluate_group as evaluate
     if device == "cpu" and precision == "fp32":
-        return train_and_evaluate_group
+        return evaluate
     import functools
-    return functools.partial(train_and_evaluate_group, device=device, precision=precision)
+    return functools.partial(evaluate, device=device, precision=precision)
 
 
 def run_sweep(

@@ -20,6 +20,11 @@ Parameter names an axis may vary (our choice of vocabulary):
 - A *bundle*: an axis whose values are dicts of several of the above (e.g. ``{"train.method": "topk",
   "train.k": 20}``). The axis name is then only a label; a bundle's ``"label"`` key names it in figures.
 
+Evaluators: a sweep names how its cells are computed (``SweepSpec.evaluator``, one of :data:`EVALUATORS`):
+``"train"`` (default) trains each cell's model and scores it on its world; ``"dynamics"`` trains it once
+and keeps snapshots of it over training (figure 6). A cell's id covers a non-default evaluator, since the
+same configs then give other results.
+
 Seeds (our choice): replicate ``r`` trains with ``train.seed = r`` on the data stream seeded ``r`` and
 on a fresh dictionary, ``world.seed = base world seed + r``, so replicates average over dictionaries too.
 """
@@ -54,6 +59,13 @@ BUNDLE_LABEL = "label"
 BA_TARGET_PARAM = "target"
 
 SCALES = ("linear", "log")
+
+EVALUATORS = {   # SweepSpec.evaluator -> what the runner's default evaluation of a group does
+    "train": "train each cell's model (stacked) and score it on its world (evaluation.train_and_evaluate_group)",
+    "dynamics": "train each cell's model once, snapshotting it at step 0 and every log_every steps "
+                "(dynamics.dynamics_group)",
+}
+DEFAULT_EVALUATOR = "train"
 
 
 def _is_known_name(name: str) -> bool:
@@ -145,10 +157,13 @@ class Cell:
                 "params": dict(self.params), "world": self.world.to_dict(), "train": self.train.to_dict()}
 
 
-def cell_id_for(world, train, seed: int, eval_samples: int) -> str:
-    """Stable 16-hex-digit id: SHA-256 of the canonical JSON of the resolved configs (our choice)."""
-    return _content_id({"world": world.to_dict(), "train": train.to_dict(), "seed": int(seed),
-                        "eval_samples": int(eval_samples)})
+def cell_id_for(world, train, seed: int, eval_samples: int, evaluator: str = DEFAULT_EVALUATOR) -> str:
+    """Stable 16-hex-digit id: SHA-256 of the canonical JSON of the resolved configs (our choice), and of
+    the evaluator when it is not the default (so every default cell keeps its id)."""
+    payload = {"world": world.to_dict(), "train": train.to_dict(), "seed": int(seed), "eval_samples": int(eval_samples)}
+    if evaluator != DEFAULT_EVALUATOR:
+        payload["evaluator"] = evaluator
+    return _content_id(payload)
 
 
 def _content_id(payload: dict) -> str:
@@ -209,7 +224,8 @@ class SweepSpec(Config):
     Fields: ``name``; ``world`` (base WorldConfig) and ``train`` (base TrainConfig), both default to the
     library defaults when ``None``; ``axes`` (tuple of :class:`Axis`, expanded as a Cartesian product,
     the first axis varying slowest); ``seeds`` (replicate seeds); ``eval_samples`` (samples drawn by
-    ``evaluate_on_world`` for each cell); ``description`` (one line shown by ``polysemy sweep``).
+    ``evaluate_on_world`` for each cell); ``description`` (one line shown by ``polysemy sweep``);
+    ``evaluator`` (how the runner computes a cell by default: a key of :data:`EVALUATORS`).
     """
 
     name: str = "sweep"
@@ -219,6 +235,7 @@ class SweepSpec(Config):
     seeds: tuple = (0,)
     eval_samples: int = 8192
     description: str = ""
+    evaluator: str = DEFAULT_EVALUATOR
 
     def validate(self) -> None:
         require(isinstance(self.name, str) and self.name.replace("-", "").replace("_", "").isalnum(),
@@ -228,6 +245,8 @@ class SweepSpec(Config):
             require_int_range("seeds[i]", s, 0)
         require(len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {self.seeds}")
         require_int_range("eval_samples", self.eval_samples, 64)
+        require(self.evaluator in EVALUATORS,
+                f"evaluator must be one of {list(EVALUATORS)}, got {self.evaluator!r}")
         for a in self.axes:
             require(isinstance(a, Axis), f"axes must hold Axis objects, got {type(a).__name__}")
         names = [a.name for a in self.axes]
@@ -254,9 +273,10 @@ class SweepSpec(Config):
 
     def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
         """What the runner evaluates a group of cells with unless told otherwise: train them stacked on
-        ``device`` and score each on its world (``evaluation.train_and_evaluate_group``)."""
+        ``device`` and score each on its world (``evaluation.train_and_evaluate_group``), or, with
+        ``evaluator="dynamics"``, snapshot each over training (``dynamics.dynamics_group``)."""
         from .runner import default_evaluator
-        return default_evaluator(device, precision)
+        return default_evaluator(device, precision, self.evaluator)
 
     def base_world(self):
         return self.world if self.world is not None else _world_class()()
@@ -283,7 +303,7 @@ class SweepSpec(Config):
                     labels[axis.name] = value
             for seed in self.seeds:
                 world, train = resolve(self.base_world(), self.base_train(), assignments, seed)
-                cid = cell_id_for(world, train, seed, self.eval_samples)
+                cid = cell_id_for(world, train, seed, self.eval_samples, self.evaluator)
                 cells.append(Cell(cid, world, train, int(seed), int(self.eval_samples), labels))
         return cells
 

@@ -172,16 +172,26 @@ def _toy(quick: bool) -> SweepSpec:
                   "half s=20)", _preset("paper-toy"), train, (Axis("variant", values=TOY_VARIANTS),), full_seeds=3)
 
 
-# -- 6. training dynamics (one run, not a sweep) ------------------------------------------------------
-def dynamics_setup(quick: bool):
-    """(world config, train config, snapshots) of the dynamics figure, or None for the quick defaults of
-    ``dynamics.record_dynamics``. Full (our choice): GBA with the sweeps' recipe on ``theorem-uniform``
-    (n = 256, d = 64, s = 3), width 2n, 4000 steps at batch 512, 20 snapshots."""
+# -- 6. training dynamics --------------------------------------------------------------------------
+def _dynamics(quick: bool) -> SweepSpec:
+    """One GBA run, snapshotted at step 0 and every ``log_every`` steps by the ``dynamics`` evaluator
+    (experiments/dynamics.py), probed on ``eval_samples`` = 4096 samples. Quick: the uniform world n = 64,
+    d = 32, s = 3, width 2n, 2000 steps at batch 256, 12 intervals. Full (our choice): GBA with the
+    sweeps' recipe on ``theorem-uniform`` (n = 256, d = 64, s = 3), width 2n, 4000 steps at batch 512,
+    20 intervals."""
     if quick:
-        return None
-    world = _preset("theorem-uniform")
-    train = _train(False, width=2 * int(world.n), steps=4000, batch_size=512, log_every=100)
-    return world, train, 20
+        world, steps, batch, intervals = _world(n=64, d=32, s=3), 2000, 256, 12
+    else:
+        world, steps, batch, intervals = _preset("theorem-uniform"), 4000, 512, 20
+    return SweepSpec(
+        name="dynamics",
+        description="GBA's training dynamics: each feature's best cosine and each group's frequency over steps",
+        world=world,
+        train=_train(quick, width=2 * int(world.n), steps=steps, batch_size=batch, log_every=steps // intervals),
+        seeds=(0,),
+        eval_samples=4096,
+        evaluator="dynamics",
+    )
 
 
 # -- 7. compressed-sensing phase diagram ----------------------------------------------------------
@@ -248,6 +258,7 @@ SWEEPS: dict[str, Callable[[bool], SweepSpec]] = {
     "occurrence": _occurrence,
     "activations": _activations,
     "toy": _toy,
+    "dynamics": _dynamics,
     "phase": _phase,
     "sensitivity": _sensitivity,
     "smoke": _smoke,
