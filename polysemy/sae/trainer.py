@@ -39,6 +39,7 @@ class NonFiniteError(ConfigError):
 @dataclasses.dataclass
 class TrainResult:
     """One trained model. ``history`` has a row every ``log_every`` steps (and at the end).
+    ``seconds`` (and the history's ``seconds``) count training only, not the log-point callbacks.
     ``optimizer_state`` and ``steps`` let :func:`train` resume exactly (see checkpoint.py)."""
 
     model: SAE
@@ -324,6 +325,7 @@ class TrainState:
         self.history, self.seconds0, self.members = history, seconds0, members
         self.device, self.precision = device, precision
         self.started = time.perf_counter()
+        self.log_seconds = 0.0      # time spent in log-point callbacks, left out of ``seconds``
         self.rows: dict[int, dict] = {}
         self.batch: torch.Tensor | None = None
         self.out = None
@@ -341,8 +343,11 @@ class TrainState:
         return [g for g in range(self.G) if self.finished[g] is None]
 
     def seconds(self, g: int) -> float:
-        """Model g's training time so far (a resumed run adds its earlier time)."""
-        return self.seconds0[g] + time.perf_counter() - self.started
+        """Model g's training time so far (a resumed run adds its earlier time). The time spent in the
+        log-point callbacks (history statistics, recovery against the truth, progress, user hooks) is
+        not counted (``log_seconds``), so the clock measures training alone, as the peers' monitor
+        clocks do (our choice; issue 11)."""
+        return self.seconds0[g] + time.perf_counter() - self.started - self.log_seconds
 
     def sae(self, g: int) -> SAE:
         """A copy of model g as it is now (an ``SAE``, on the training device)."""
@@ -371,7 +376,7 @@ class TrainState:
 
     def open_rows(self) -> None:
         """A log point: a new history row per live model, with step, samples and seconds."""
-        elapsed = time.perf_counter() - self.started
+        elapsed = time.perf_counter() - self.started - self.log_seconds
         self.rows = {}
         for g in self.live:
             row = {"step": self.step, "samples": self.samples[g], "seconds": self.seconds0[g] + elapsed}
@@ -440,8 +445,10 @@ def _train_stack(cfgs, data, d, truths, progress, resumes, on_log=None, device=N
                 finite.check()
                 _check_finite_state(model, state.step)
                 state.open_rows()
+                log_started = time.perf_counter()
                 for hook in on_log_hooks:
                     hook(state, state.step)
+                state.log_seconds += time.perf_counter() - log_started
                 state.rows = {}
         finite.check()      # steps after the last log point (data exhausted, stopped by a callback)
         reason = state.stop_requested or stop_reason

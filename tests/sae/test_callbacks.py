@@ -4,6 +4,7 @@ split into callbacks, and that logged recovery is ``theory.metrics``'s."""
 
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,22 @@ def test_train_tensorboard_writes_event_files(tmp_path):
     events = EventAccumulator(str(out))
     events.Reload()
     assert [e.step for e in events.Scalars("frr_0.9")] == [10, 20]
+
+
+class SlowLog(Callback):
+    """Spends a fixed time at every log point."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def on_log(self, state, step):
+        time.sleep(self.seconds)
+
+
+def test_log_point_callbacks_are_not_counted_in_the_training_clock():
+    """Four log points of 0.25 s each: a clock that counted them would read at least 1 s."""
+    data = World(WorldConfig(n=16, d=8, s=2, seed=0)).stream(64, seed=1)
+    result = train(cfg_for("topk", steps=40, log_every=10), data, 8, progress=False, callbacks=[SlowLog(0.25)])
+    assert result.seconds < 0.9, result.seconds
+    assert result.history["seconds"].iloc[-1] <= result.seconds + 1e-9
+    assert result.history["seconds"].is_monotonic_increasing

@@ -3,7 +3,8 @@
 The trainer owns its loop and logs FRR(0.9) and FRR(0.99) against the truth in its ``history`` table
 (columns ``samples``, ``seconds``, ``frr_0.9``, ``frr_0.99``); the recovery curve is read from there,
 with the log interval set to about 1/24 of the run (logging does not change training). Its
-``seconds`` include those cheap recovery evaluations, unlike the peers' monitor clock.
+``seconds`` leave out the time of those recovery evaluations (the trainer's clock stops during its
+log-point callbacks), as the peers' monitor clock does.
 """
 
 from __future__ import annotations
