@@ -34,10 +34,9 @@ from ..jsonout import emit_json
 from . import diagnostics
 
 RUN_FILE = "run.json"       # beside the checkpoint: what --resume needs besides the TrainConfig
-# Options --resume takes from the checkpoint (giving another value is an error, not silently ignored).
-RESUME_FIXED = ("preset", "n", "d", "s", "dictionary", "coherence", "matrix", "support", "frequency_profile",
-                "frequency", "zipf_exponent", "f_max", "f_min", "rho2", "imbalance", "spread", "noise",
-                "world_seed", "method", "width", "steps", "samples", "batch_size", "lr", "lr_schedule", "seed",
+# Options --resume takes from the checkpoint (giving another value is an error, not silently ignored):
+# every world option (simulate.cli_options.world_option_dests()) and these.
+RESUME_FIXED = ("method", "width", "steps", "samples", "batch_size", "lr", "lr_schedule", "seed",
                 "data_seed", "log_every", "stop_on_plateau", "eval_samples")
 # Median sample norm above which a tied SAE without input scaling trains to chance (measured: norm ~170
 # gives FRR 0 at n=64, d=32; the bias floor of -1 and a0 = 0.01 are made for inputs of norm O(1)).
@@ -219,6 +218,7 @@ def _tensorboard_callbacks(args) -> list:
 def _resume_settings(args):
     """(world config, TrainConfig, TrainResult, run.json) of the run checkpointed in ``args.resume``."""
     from ..simulate import WorldConfig
+    from ..simulate.cli_options import world_option_dests
     from .checkpoint import is_checkpoint, load_checkpoint, recover_interrupted_save
 
     path = Path(args.resume)
@@ -226,7 +226,8 @@ def _resume_settings(args):
     require(path.is_dir() and is_checkpoint(path),
             f"--resume must be a checkpoint folder written by polysemy train, got {args.resume!r}")
     parser = args.train_parser
-    given = [name for name in RESUME_FIXED if getattr(args, name, None) != parser.get_default(name)]
+    fixed = world_option_dests() + RESUME_FIXED
+    given = [name for name in fixed if getattr(args, name, None) != parser.get_default(name)]
     given += [f for f in METHOD_KNOBS if getattr(args, f.replace("-", "_"), None) is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")

@@ -5,8 +5,11 @@
     x_BD = world.sample(512, torch.Generator().manual_seed(0))
     for batch in world.stream(512, seed=0, with_truth=True): ...
 
-Modules: ``config`` (WorldConfig), ``dictionaries`` (V), ``supports`` (active sets), ``world`` (World,
-Batch), ``saelens`` (SAELens synthetic worlds in and out), ``presets``, ``stats`` (empirical statistics), ``bounds`` (coherence bounds), ``cli_options``.
+Modules: ``config`` (WorldConfig, made of the parts below), ``registry`` (the support and dictionary
+registries, ``param``), ``dictionaries`` (V: the dictionary kinds), ``supports`` (active sets: the
+support kinds), ``magnitudes`` (the coefficient law), ``world`` (World, Batch), ``saelens`` (SAELens
+synthetic worlds in and out), ``presets``, ``stats`` (empirical statistics), ``bounds`` (coherence
+bounds), ``cli_options`` (the world options, generated from the registries).
 """
 
 from .config import WorldConfig

@@ -2,7 +2,8 @@
 
 One sample is x = sum_{k} values[k] * V[indices[k]] + sigma * N(0, I_d) (docs/paper.md section 1: X = H V + noise),
 built from its active rows only (``embedding_bag``: a fused gather and weighted sum), O(K d) per sample,
-never a dense [B, n] @ [n, d] product. Values are h_i = magnitude_i * U[spread], non-negative.
+never a dense [B, n] @ [n, d] product. Values are h_i = magnitude_i * U[spread], non-negative
+(``magnitudes.py``); the active indices come from the support kind (``supports.py``).
 
 Determinism: the dictionary and magnitudes depend only on the config (numpy generators seeded from
 ``cfg.seed``); a batch depends only on the ``torch.Generator`` state, drawn in a fixed order (support,
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterator
 
-import numpy as np
 import torch
 
 from ..errors import require_int_range
@@ -60,23 +60,6 @@ class Batch:
         idx = torch.where(self.indices < 0, torch.full_like(self.indices, n), self.indices)
         mask.scatter_(1, idx, True)
         return mask[:, :n]
-
-
-def build_magnitudes(cfg: WorldConfig) -> np.ndarray:
-    """Per-feature magnitudes h_i [n] (float64).
-
-    uniform: all 1. geometric: imbalance^(-r/(n-1)) for r = 0..n-1 (max/min = imbalance), given to the
-    features in a random order drawn from ``default_rng([seed, 2])`` (our choice: decorrelated from
-    the frequency order). explicit: ``magnitudes`` as given.
-    """
-    n = cfg.n
-    if cfg.magnitude_profile == "uniform":
-        return np.ones(n)
-    if cfg.magnitude_profile == "explicit":
-        return np.asarray(cfg.magnitudes, dtype=np.float64)
-    levels = float(cfg.imbalance) ** (-np.arange(n) / max(n - 1, 1))
-    order = np.random.default_rng([cfg.seed, 2]).permutation(n)
-    return levels[order]
 
 
 class Sampling:
@@ -131,7 +114,7 @@ class World(Sampling):
         self.n = cfg.n
         self.d = cfg.d
         self._support = Support(cfg)
-        self.magnitudes = torch.as_tensor(build_magnitudes(cfg), dtype=torch.float32)
+        self.magnitudes = torch.as_tensor(cfg.magnitude_params.build(cfg.n, cfg.seed), dtype=torch.float32)
         self.expected_frequencies = self._support.expected_frequencies()
         self.expected_l0 = float(self.expected_frequencies.sum())
         self.f = self.expected_l0 / self.n
@@ -164,7 +147,7 @@ class World(Sampling):
         there: the [B, d] batch is born where it is trained on. ``Batch.x`` is on the device."""
         require_int_range("batch_size", batch_size, 1)
         indices_BK = self._support.sample(batch_size, generator)
-        padded = self.config.support != "exact"  # exact-s index lists have no padding
+        padded = self._support.padded  # e.g. exact-s index lists have no padding
         safe_BK = indices_BK.clamp(min=0) if padded else indices_BK
         spread_BK = self._spread_lo + self._spread_width * torch.rand(
             indices_BK.shape, generator=generator, dtype=torch.float32)

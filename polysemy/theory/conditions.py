@@ -99,8 +99,8 @@ def thresholds(n: int, d: int, constants: ConditionConstants) -> dict[str, float
 
 def _h3_structure_note(cfg) -> str:
     """Why a hierarchical world fails H3 by construction (empty for other supports)."""
-    if getattr(cfg, "support", None) in ("hierarchy", "structured") and cfg.child_probability > 0 \
-            and cfg.n > cfg.n_parents:
+    kind = getattr(cfg, "support_kind", None)  # a saved SAELens world has none
+    if getattr(kind, "hierarchical", False) and cfg.child_probability > 0 and cfg.n > cfg.n_parents:
         return ("a child fires only with its parent, so P(parent | child) = 1: a hierarchy breaks H3 by "
                 "construction (children of one parent are mutually exclusive). ")
     return ""

@@ -20,12 +20,11 @@ Formulas (docs/paper.md sections 1-2; the simulate module docstring for the supp
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaincinv
-from scipy.stats import norm
+
+from ..simulate.bounds import gaussian_coherence  # noqa: F401 (re-exported: the theory's predictor)
 
 
 @dataclass(frozen=True)
@@ -55,72 +54,18 @@ def _config_and_world(cfg_or_world):
     return cfg_or_world, World(cfg_or_world)
 
 
-def gaussian_coherence(n: int, d: int) -> float:
-    """Median coherence of n random unit vectors in R^d (our choice of predictor).
-
-    The cosine t of two independent random unit vectors has density proportional to (1-t^2)^((d-3)/2),
-    so P(|t| > mu) = I_{1-mu^2}((d-1)/2, 1/2) (regularised incomplete beta). Treating the K = n(n-1)/2
-    pairs as independent, the median of the max solves (1 - P(|t| > mu))^K = 1/2. Its large-d limit is
-    the sqrt(2 ln(n^2) / d) of docs/paper.md section 2, which overestimates at our sizes (0.68 against a realised
-    0.52-0.56 for n = 128, d = 42; this predictor gives 0.56)."""
-    if n < 2:
-        return 0.0
-    if d < 2:
-        return 1.0
-    pairs = n * (n - 1) / 2.0
-    tail = -math.expm1(math.log(0.5) / pairs)
-    return float(math.sqrt(max(0.0, 1.0 - betaincinv((d - 1) / 2.0, 0.5, tail))))
-
-
 def predicted_coherence(cfg) -> tuple[float, str]:
-    """(mu, how it was obtained) for the config's dictionary (module docstring)."""
-    from ..simulate.bounds import orthogonal_coherence_bound
-    from ..simulate.config import load_matrix
-
-    n, d = cfg.n, cfg.d
-    if n < 2:
+    """(mu, how it was obtained) for the config's dictionary (module docstring; each dictionary kind
+    predicts its own: ``Dictionary.predicted_coherence``)."""
+    if cfg.n < 2:
         return 0.0, "a single feature"
-    if cfg.dictionary == "gaussian":
-        return gaussian_coherence(n, d), "gaussian: median max |cos| of n(n-1)/2 random pairs"
-    if cfg.dictionary == "orthogonal":
-        return orthogonal_coherence_bound(n, d), "orthogonal: promised bound"
-    if cfg.dictionary == "coherent":
-        return float(cfg.coherence), "coherent: configured"
-    from ..simulate.stats import coherence
-
-    import torch
-
-    return float(coherence(torch.as_tensor(load_matrix(cfg.matrix), dtype=torch.float32))), "matrix: exact"
+    return cfg.dictionary_kind.predicted_coherence(cfg)
 
 
 def predicted_l0_high(cfg, frequencies: np.ndarray, quantile: float = 0.99) -> tuple[float, str]:
-    """The largest L0 a row can have, or its ``quantile`` for unbounded supports (module docstring)."""
-    if cfg.support == "exact":
-        return float(cfg.s), "exact s"
-    if cfg.support == "mixture":
-        levels = [lvl for lvl, w in zip(cfg.mixture_levels, cfg.mixture_weights) if float(w) > 0]
-        return float(max(levels)), "largest mixture level"
-    if cfg.support == "hierarchy":
-        parents = cfg.n_parents
-        with_children = min(parents, cfg.n - parents)
-        extra = min(cfg.s, with_children) if cfg.child_probability > 0 else 0
-        return float(cfg.s + extra), "s parents + one child each"
-    f = np.asarray(frequencies, dtype=np.float64)
-    z = float(norm.ppf(quantile))
-    if cfg.support == "structured":
-        fp = f[:cfg.n_parents]
-        parents = math.ceil(float(fp.sum()) + z * math.sqrt(float((fp * (1 - fp)).sum())))
-        with_child = min(parents, cfg.n - cfg.n_parents) if cfg.child_probability > 0 else 0
-        return float(min(cfg.n, parents + with_child)), \
-            f"normal {quantile:g}-quantile of active parents (as if independent) + one child each"
-    mean = float(f.sum())
-    if cfg.support == "cooccur":
-        base, rho2 = cfg.base_frequency, float(cfg.rho2)
-        pairs = cfg.n // 2
-        var = pairs * (2 * base * (1 + rho2) - 4 * base * base) + (cfg.n % 2) * base * (1 - base)
-    else:
-        var = float((f * (1 - f)).sum())
-    return float(min(cfg.n, math.ceil(mean + z * math.sqrt(max(var, 0.0))))), f"normal {quantile:g}-quantile"
+    """The largest L0 a row can have, or its ``quantile`` for unbounded supports (module docstring; each
+    support kind predicts its own: ``Support.l0_high``)."""
+    return cfg.support_kind.l0_high(cfg, frequencies, quantile)
 
 
 def predicted_quantities(cfg_or_world, quantile: float = 0.99) -> PredictedWorld:
@@ -139,7 +84,7 @@ def predicted_quantities(cfg_or_world, quantile: float = 0.99) -> PredictedWorld
     expected_l0 = float(world.expected_l0)
     return PredictedWorld(
         n=cfg.n, d=cfg.d,
-        s_theorem=float(cfg.s) if cfg.support == "exact" else expected_l0,
+        s_theorem=cfg.support_kind.s_theorem(cfg, expected_l0),
         expected_l0=expected_l0, f=float(world.f), min_frequency=float(freqs.min()),
         rho2=rho2, coherence=mu, coherence_source=mu_source,
         l0_high=l0_high, l0_high_source=l0_source,
