@@ -82,7 +82,11 @@ def _restore(cls, values: dict):
 
 class WorldConfig(Config):
     """A world of superposed features: flat keyword arguments (module docstring), e.g.
-    ``WorldConfig(n=256, d=64, s=3)``; every parameter and its source is documented with its kind."""
+    ``WorldConfig(n=256, d=64, s=3)``; every parameter and its source is documented with its kind.
+
+    Frozen, validated, hashable and picklable like every Config, but not a dataclass of fields: the flat
+    values live in one mapping, so that a registered kind can bring parameters of its own
+    (``dataclasses.fields`` of a WorldConfig is empty; use ``to_dict``)."""
 
     def __init__(self, **values: Any):
         table = param_table()
