@@ -10,6 +10,10 @@ For a group of cells of one shape (see ``runner.plan_groups``):
 
 Returns one dict per cell with ``metrics``, ``theory``, ``seconds`` (the group's training time shared
 equally, plus the cell's own evaluation time), ``train_seconds`` and ``samples``.
+
+``extra_metrics`` ({name: fn(model, world) -> JSON value}, default none) adds an experiment's own metrics
+to each cell's ``metrics`` beside ``recovery_metrics``'s; pass it with ``functools.partial`` as a sweep's
+``evaluate_group`` (docs/extending.md, "Adding a metric"). The cell ids do not depend on it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from .spec import Cell
 EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweeps
 
 
-def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: str = "fp32") -> list[dict[str, Any]]:
+def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: str = "fp32",
+                             extra_metrics: dict | None = None) -> list[dict[str, Any]]:
     from ..sae import train_stacked
     from ..sae.trainer import check_device, to_cpu
     from ..simulate import build_world
@@ -42,6 +47,8 @@ def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: 
     for cell, world, result in zip(cells, worlds, results):
         t0 = time.perf_counter()
         metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
+        for name, fn in (extra_metrics or {}).items():
+            metrics[name] = fn(result.model, world)
         eval_seconds = time.perf_counter() - t0
         rows.append({
             "metrics": to_jsonable(metrics),
