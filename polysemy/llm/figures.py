@@ -10,7 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from ..io import save_figure_atomic  # noqa: E402
 
@@ -20,6 +20,14 @@ COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "gba-untied": "tab:brown", "
 
 def _save(fig, path: Path) -> None:
     save_figure_atomic(fig, path, dpi=130, bbox_inches="tight")
+
+
+def _readable_log_axis(axis) -> None:
+    """Ticks at 1, 2 and 5 times each power of ten, labelled as plain numbers: a log axis over less than
+    a decade (the usual case here) otherwise shows no major tick and overlapping minor labels."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _sparsity_panel(ax, rows: list[dict], key: str, ylabel: str, log_y: bool = True) -> None:
@@ -44,9 +52,10 @@ def _sparsity_panel(ax, rows: list[dict], key: str, ylabel: str, log_y: bool = T
     values = [r[key] for r in rows if r.get(key) is not None]
     if any(r["l0_over_width"] and r["l0_over_width"] > 0 for r in rows):
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())   # minor tick labels overlap on a short range
+        _readable_log_axis(ax.xaxis)
     if log_y and any(v > 0 for v in values):
         ax.set_yscale("log")
+        _readable_log_axis(ax.yaxis)
     ax.set_xlabel("L0 / width (fraction of latents active per token)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
@@ -64,7 +73,7 @@ def frontier_figure(rows: list[dict], path: str | Path, title: str) -> None:
 
 def downstream_figure(rows: list[dict], path: str | Path, title: str) -> None:
     """Delta CE (CE_sae - CE_clean) and KL(clean || sae), nats per token, against L0 / width."""
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     _sparsity_panel(ax, rows, "delta_ce", "Delta CE = CE_sae - CE_clean (nats / token)", log_y=False)
     _sparsity_panel(ax2, rows, "kl", "KL(P_clean || P_sae) (nats / token)")
     fig.suptitle(title, fontsize=9)
@@ -76,7 +85,8 @@ def consistency_figure(rows: list[dict], random_floor: dict, path: str | Path, t
     """Left: the consistency score per method and setting (fraction of the top-alpha neurons whose
     cross-seed MCS exceeds the threshold). Right: the mean MCS of those neurons against nmse. Dashed:
     two independent random dictionaries of the same shape."""
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.4, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.4, 1]},
+                                  layout="constrained")
     labels = [r["method"] + (f" {r['setting']}" if r["setting"] else "") for r in rows]
     colors = [COLORS.get(r["method"], "black") for r in rows]
     ax.bar(range(len(rows)), [r["consistency"] or 0.0 for r in rows], color=colors,
@@ -97,10 +107,9 @@ def consistency_figure(rows: list[dict], random_floor: dict, path: str | Path, t
     for method, color in COLORS.items():
         if any(r["method"] == method for r in rows):
             ax2.scatter([], [], color=color, label=method)
-    if any(r["consistency_mean_mcs"] is not None and (r["nmse"] or 0) > 0 for r in rows):
-        ax2.set_xscale("log")
+    ax2.xaxis.set_major_locator(MaxNLocator(5))     # linear: the seeded settings span a short nmse range
     ax2.set_xlabel("normalised MSE")
-    ax2.set_ylabel(f"mean cross-seed MCS of the top-{alpha:g} neurons")
+    ax2.set_ylabel(f"mean cross-seed MCS (top-{alpha:g} neurons)")
     ax2.set_ylim(0, 1)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
