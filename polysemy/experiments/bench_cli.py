@@ -85,8 +85,11 @@ def register(subparsers) -> None:
                        help="directory for peers.json, peers.csv and the figure (default runs/peers)")
     peers.add_argument("--budget", type=int, default=None, help="training samples per system")
     peers.add_argument("--worlds", type=_csv_list, default=None, help="subset of: uniform,paper-toy")
+    from .peers import SYSTEM_FAMILIES, system_families
+
     peers.add_argument("--systems", type=_csv_list, default=None,
-                       help="subset of system families (default: all), e.g. polysemy-gba,sparsify-topk")
+                       help=f"comma-separated systems (default {','.join(SYSTEM_FAMILIES)}); also "
+                            f"{','.join(s for s in system_families() if s not in SYSTEM_FAMILIES)}")
     peers.add_argument("--seed", type=int, default=None, help="initialisation seed (default 0)")
     peers.add_argument("--device", default=None, help="where polysemy and sparsify train: cpu (default), cuda")
     peers.set_defaults(func=run_peers_command, interrupt_hint=RESUME_HINT)

@@ -22,12 +22,13 @@ RESUME_HINT = "finished cells are kept; run the same command again to resume"
 
 
 def register(subparsers) -> None:
-    from .sweeps import SWEEPS
+    from .sweeps import SWEEPS, method_variants
 
     p = subparsers.add_parser(
         "sweep", help="run (or resume) a named sweep into a result store",
         description="Run a named sweep. Finished cells are kept; rerun the same command to resume. "
-                    f"Sweeps: {', '.join(SWEEPS)}.")
+                    f"Sweeps: {', '.join(SWEEPS)}. The sweep 'methods' runs every registered method: "
+                    f"{', '.join(v['train.method'] for v in method_variants())}.")
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(SWEEPS)}")
     _add_common(p)
     p.add_argument("--out", default=None, help="result store directory (default runs/sweeps/NAME[-quick])")

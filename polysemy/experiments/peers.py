@@ -13,7 +13,8 @@ recovery-against-wall-clock figure. Wall-clock seconds are training time only, e
 Systems (TopK-type ones get the true k = round(expected L0) and a wrong k = 4 × true k):
 ``polysemy-gba`` (defaults), ``polysemy-topk``, ``saelens-topk``, ``saelens-batchtopk``,
 ``saelens-jumprelu``, ``saelens-relu-l1``, ``sparsify-topk``, ``sklearn-mbdl`` (best α of a grid),
-and a ``random-init`` reference row (Gaussian decoder rows, no training).
+and a ``random-init`` reference row (Gaussian decoder rows, no training). On request, any other
+registered method as ``polysemy-<method>`` (:func:`system_families`; TopK-type if it has a ``k``).
 
 The runs are an experiment spec (:class:`PeersSpec`, one unit of work per world and system) that the
 experiment runner executes into a result store, so an interrupted ``polysemy peers`` resumes where it
@@ -70,7 +71,7 @@ class PeersConfig(Config):
             require(w in WORLDS, f"worlds must be among {list(WORLDS)}, got {w!r}")
         require(len(self.systems) >= 1, "systems must name at least one system")
         for s in self.systems:
-            require(s in SYSTEM_FAMILIES, f"systems must be among {list(SYSTEM_FAMILIES)}, got {s!r}")
+            require(s in system_families(), f"systems must be among {list(system_families())}, got {s!r}")
         require_int_range("budget", self.budget, 1024, 10**10)
         require_int_range("width_ratio", self.width_ratio, 1, 64)
         require_int_range("seed", self.seed, 0)
@@ -135,7 +136,24 @@ class SystemSpec:
         return f"{self.family}-k{self.k}" if self.k is not None else self.family
 
 
-TOPK_FAMILIES = ("polysemy-topk", "saelens-topk", "saelens-batchtopk", "sparsify-topk")
+PEER_TOPK_FAMILIES = ("saelens-topk", "saelens-batchtopk", "sparsify-topk")
+
+
+def system_families() -> tuple:
+    """Every system ``polysemy peers`` can run: the default ones and ``polysemy-<method>`` for every
+    registered method (from the registry)."""
+    from ..sae.registry import list_methods
+
+    return tuple(dict.fromkeys(SYSTEM_FAMILIES + tuple(f"polysemy-{m}" for m in list_methods())))
+
+
+def is_topk_family(family: str) -> bool:
+    """TopK-type systems get a true and a wrong k: the peers' TopKs and polysemy's methods with a k."""
+    if family.startswith("polysemy-"):
+        from ..sae.registry import get_method
+
+        return "k" in get_method(family.removeprefix("polysemy-")).Params.field_names()
+    return family in PEER_TOPK_FAMILIES
 
 
 def systems_for(world, families) -> list[SystemSpec]:
@@ -143,7 +161,7 @@ def systems_for(world, families) -> list[SystemSpec]:
     k_wrong = WRONG_K_FACTOR * k_true
     specs = []
     for family in families:
-        if family in TOPK_FAMILIES:
+        if is_topk_family(family):
             specs.append(SystemSpec(family, k_true, "true k"))
             specs.append(SystemSpec(family, k_wrong, "wrong k"))
         else:
@@ -185,11 +203,11 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
         rows = torch.from_numpy(np.random.default_rng(cfg.seed).standard_normal((width, d))).float()
         return FittedSystem(W_dec=rows, encode_fn=lambda x: torch.relu(x @ rows.T), samples=0,
                             params={"note": "Gaussian decoder rows, untrained reference"})
-    if family in ("polysemy-gba", "polysemy-topk"):
+    if family.startswith("polysemy-"):
         from ..sae import TrainConfig
         # TopK systems train at one batch size (sparsify's), so their clocks compare like for like
         # (our choice); GBA at its own default.
-        batch = (sparsify_peer.DEFAULT_BATCH if family in TOPK_FAMILIES
+        batch = (sparsify_peer.DEFAULT_BATCH if is_topk_family(family)
                  else TrainConfig(method=family.removeprefix("polysemy-"), width=width).batch_size)
         return ours.fit(family.removeprefix("polysemy-"), stream(batch), monitor=RecoveryMonitor(truth_ND, checkpoints),
                         truth_ND=truth_ND, k=spec.k, device=cfg.device, batch_size=batch, **common)
@@ -203,7 +221,7 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
                                  monitor=RecoveryMonitor(truth_ND, checkpoints), k=spec.k, device=cfg.device, **common)
     if family == "sklearn-mbdl":
         return _fit_sklearn_grid(world, cfg, checkpoints, stream, common)
-    raise ConfigError(f"systems must be among {list(SYSTEM_FAMILIES)}, got {family!r}")
+    raise ConfigError(f"systems must be among {list(system_families())}, got {family!r}")
 
 
 def _fit_sklearn_grid(world, cfg, checkpoints, stream, common) -> FittedSystem:

@@ -141,16 +141,12 @@ class Cell:
 
     @property
     def shape_key(self) -> tuple:
-        """Cells with equal keys can be trained stacked: same d, width, method, steps and batch size,
-        plus whatever else the method needs equal within a stack (its ``structure_key``)."""
-        t = self.train
-        key = (int(self.world.d), int(t.width), str(t.method), int(t.steps), int(t.batch_size))
-        try:
-            from ..sae.registry import get_method
-            structure = get_method(t.method).structure_key(t)
-        except (ImportError, AttributeError):
-            structure = ()
-        return key + tuple(structure)
+        """Cells with equal keys can be trained stacked: the same data dimension d and the same
+        ``structure_key`` of their method (the one rule, ``Method.structure_key``: method, width,
+        steps, batch size, ... and the structural parameters)."""
+        from ..sae.registry import get_method
+
+        return (int(self.world.d),) + get_method(self.train.method).structure_key(self.train)
 
     def to_dict(self) -> dict:
         return {"cell_id": self.cell_id, "seed": self.seed, "eval_samples": self.eval_samples,

@@ -236,6 +236,24 @@ def _sensitivity(quick: bool) -> SweepSpec:
                   (Axis("variant", values=tuple(variants)),))
 
 
+# -- 9. every registered method side by side ------------------------------------------------------
+def method_variants() -> tuple:
+    """One bundle per registered method (the registry), at its defaults; methods with a ``k`` get the
+    world's true k (``k_over_s`` = 1)."""
+    from ..sae.registry import get_method, list_methods
+
+    return tuple({"label": m, "train.method": m, **({"k_over_s": 1.0} if "k" in get_method(m).Params.field_names()
+                                                      else {})} for m in list_methods())
+
+
+def _methods(quick: bool) -> SweepSpec:
+    """The uniform world of the width sweep (n = 64, d = 32, s = 3), width 2n, 1 seed quick, 2 full."""
+    world = _world(n=64, d=32, s=3)
+    return SweepSpec(name="methods", world=world, train=_train(quick, width=2 * world.n), seeds=_seeds(quick),
+                     description="Every registered method with its defaults (k = the true L0) on one uniform world",
+                     axes=(Axis("method", values=method_variants()),), eval_samples=_eval(quick))
+
+
 # A tiny sweep for smoke tests and for trying the machinery out (seconds).
 def _smoke(quick: bool) -> SweepSpec:
     return SweepSpec(
@@ -261,6 +279,7 @@ SWEEPS: dict[str, Callable[[bool], SweepSpec]] = {
     "dynamics": _dynamics,
     "phase": _phase,
     "sensitivity": _sensitivity,
+    "methods": _methods,
     "smoke": _smoke,
 }
 

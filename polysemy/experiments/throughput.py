@@ -35,7 +35,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -161,13 +161,19 @@ def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds:
     return "memory-traffic (element-wise)"
 
 
+def _bench_methods() -> tuple:
+    from ..sae.registry import bench_methods
+
+    return bench_methods()
+
+
 @dataclass(frozen=True)
 class BenchConfig(Config):
     """What ``polysemy bench`` measures (see the module docstring). Defaults are issue 11's shapes."""
 
     shapes: tuple = ((128, 1024), (256, 2048), (768, 4096))  # (d, width) pairs
     batch: int = 1024
-    methods: tuple = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
+    methods: tuple = field(default_factory=_bench_methods)   # the registry's default bench methods
     repeats: int = 5            # alternating trials per contender (median reported)
     min_seconds: float = 0.3    # per timing trial
     dead_fraction: float = 0.5  # latents forced dead before each topk / batchtopk step (AuxK runs)

@@ -26,22 +26,41 @@ import torch
 
 from ..configs import Config
 from ..errors import require, require_float_range, require_int_range
+from ..sae.registry import bench_methods, get_method, list_methods
 from .evaluate import consistency, evaluate_sae, random_consistency
 from .normalize import NormalizeConfig
 from .sites import DTYPES, SITES
 
-METHODS = ("gba", "ba", "topk", "batchtopk", "relu-l1", "jumprelu")
-
-#: Packaged texts beyond the default Wikipedia summaries (``polysemy.llm.text.EXTRA_SOURCES``).
 ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
+
+# Fields of the config before issue 10 made it generic, accepted by ``from_dict``, ``quick`` and
+# ``medium``: old name -> (new field, method).
+ALIASES = {"topk_ks": ("sweeps", "topk"), "batchtopk_k": ("sweeps", "batchtopk"), "l1_coefs": ("sweeps", "relu-l1"),
+           "gba_target_scales": ("sweeps", "gba"), "gba_params": ("method_params", "gba"),
+           "ba_params": ("method_params", "ba"), "jumprelu_params": ("method_params", "jumprelu")}
 
 
 def batchtopk_beta(steps: int) -> float:
-    """BatchTopK's threshold EMA decay for a run of ``steps`` (ours): the largest beta <= 0.999 whose
-    first batch keeps a weight beta^steps <= 1e-3, i.e. beta = min(0.999, 1e-3^(1/steps)). The
-    threshold then averages the last ~steps/7 batches instead of remembering the first ones (with
-    0.999 over 800 steps the first batch keeps 45% of the weight and k=32 fired 20 per token)."""
-    return float(min(0.999, 1e-3 ** (1.0 / max(int(steps), 1))))
+    """BatchTopK's threshold EMA decay for a run of ``steps`` (``methods.topk.threshold_beta_for``)."""
+    from ..sae.methods.topk import threshold_beta_for
+
+    return threshold_beta_for(steps)
+
+
+def _default_methods() -> tuple:
+    return bench_methods()
+
+
+def _from_aliases(data: dict) -> dict:
+    """``data`` with the old per-method fields (``ALIASES``) moved into ``sweeps`` / ``method_params``."""
+    data = dict(data)
+    for old, (field, method) in ALIASES.items():
+        if old in data:
+            value = data.pop(old)
+            if old == "batchtopk_k":
+                value = () if value is None else (value,)
+            data[field] = {**data.get(field, {}), method: tuple(value) if field == "sweeps" else value}
+    return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,15 +89,19 @@ class LLMBenchConfig(Config):
                 of that lr, e.g. (0.3, 1, 3)) picks each method's lr by held-out nmse after
                 ``lr_sweep_fraction`` of the steps (seed 0); the choice and every tried value are recorded.
     seeds:      seeds per setting (>= 2 for consistency); ``arm_seeds`` for the extra arms (None = seeds).
-    methods:    which of gba, ba, topk, batchtopk, relu-l1, jumprelu to run.
-    topk_ks:    k values of topk; batchtopk_k: k of batchtopk (None: only the L0-matched one);
-    l1_coefs:   lambda values of relu-l1.
-    match_l0:   also train topk and batchtopk (and topk-tied) at k = GBA's measured L0 (seed mean).
-    tied_arms:  also train gba with the other decoder (tied, unless --gba-decoder tied made the main row
+    methods:    registered methods to run (default: those the registry ranks for the benches, gba, ba,
+                topk, batchtopk, relu-l1, jumprelu; any other, e.g. matryoshka-batchtopk, on request).
+    method_params: {method: {parameter: value}} (the method's defaults where absent).
+    sweeps:     {method: (value, ...)} along the method's bench axis (``Method.bench_axis``: topk and
+                batchtopk k, relu-l1 l1, gba its target scales: extra GBA settings with every target
+                frequency (htf, ltf) multiplied by each factor, GBA's own frontier); a method not named
+                here takes its ``bench_values``; () runs none of its sweep (batchtopk: only the
+                L0-matched row). The old fields topk_ks, batchtopk_k, l1_coefs, gba_target_scales,
+                gba_params, ba_params, jumprelu_params are read as these (``ALIASES``).
+    match_l0:   also train the methods with ``bench_match_l0`` (topk, batchtopk) at k = GBA's measured
+                L0 (seed mean), and with ``tied_arms`` their tied variants (topk-tied).
+    tied_arms:  also train gba with the other decoder (tied, unless the gba params make the main row
                 tied) and topk-tied (architecture against mechanism).
-    gba_target_scales: extra GBA settings with every target frequency (htf, ltf) multiplied by each
-                factor: GBA's own frontier.
-    gba_params, ba_params, jumprelu_params: method parameters (the method's defaults where absent).
     alpha, threshold: consistency = fraction of the top-alpha most active neurons with MCS > threshold.
     snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK);
     snippet_tokens: scan only the first this many training tokens for them (None = all).
@@ -111,16 +134,11 @@ class LLMBenchConfig(Config):
     lr_sweep_fraction: float = 0.1
     seeds: int = 2
     arm_seeds: int | None = None
-    methods: tuple = METHODS
-    topk_ks: tuple = (32, 64, 128)
-    batchtopk_k: int | None = 64
-    l1_coefs: tuple = (0.03, 0.1, 0.3)
+    methods: tuple = dataclasses.field(default_factory=_default_methods)
+    method_params: dict = dataclasses.field(default_factory=dict)
+    sweeps: dict = dataclasses.field(default_factory=dict)
     match_l0: bool = True
     tied_arms: bool = True
-    gba_target_scales: tuple = (0.3, 3.0)
-    gba_params: dict = dataclasses.field(default_factory=dict)
-    ba_params: dict = dataclasses.field(default_factory=dict)
-    jumprelu_params: dict = dataclasses.field(default_factory=dict)
     alpha: float = 0.1
     threshold: float = 0.9
     snippet_features: int = 24
@@ -136,11 +154,28 @@ class LLMBenchConfig(Config):
     def quick(cls, **overrides) -> "LLMBenchConfig":
         """CPU smoke test of ``--quick`` (< 15 min on 2 cores; see docs/llm.md); ``overrides`` win."""
         base = dict(layer=6, tokens=131_072, eval_tokens=32_768, ce_tokens=1_016, ce_seeds=2, width=1152,
-                    batch_size=256, topk_ks=(16, 64), batchtopk_k=None, l1_coefs=(0.03, 0.1),
-                    gba_target_scales=(0.3, 3.0), arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
+                    batch_size=256, sweeps={"topk": (16, 64), "batchtopk": (), "relu-l1": (0.03, 0.1),
+                                            "gba": (0.3, 3.0)},
+                    arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
                     snippet_features=16, snippets_per_feature=8)
-        base.update(overrides)
-        return cls(**base)
+        return cls._preset(base, overrides)
+
+    @classmethod
+    def _preset(cls, base: dict, overrides: dict) -> "LLMBenchConfig":
+        """A preset with ``overrides`` over it: ``sweeps`` and ``method_params`` merge per method."""
+        overrides = _from_aliases(overrides)
+        for field in ("sweeps", "method_params"):
+            if field in overrides:
+                overrides[field] = {**base.get(field, {}), **overrides[field]}
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LLMBenchConfig":
+        """From JSON, the old per-method fields included (``ALIASES``)."""
+        data = _from_aliases(data) if isinstance(data, dict) else data
+        if isinstance(data, dict) and isinstance(data.get("sweeps"), dict):
+            data["sweeps"] = {m: tuple(v) for m, v in data["sweeps"].items()}
+        return super().from_dict(data)
 
     @classmethod
     def medium(cls, **overrides) -> "LLMBenchConfig":
@@ -153,12 +188,11 @@ class LLMBenchConfig(Config):
         --quick and the GPU run (each costs 8 more minutes here); 7 SAEs in all."""
         base = dict(layer=6, tokens=1_048_576, eval_tokens=65_536, ce_tokens=4_064, ce_seeds=None, width=4608,
                     batch_size=512, store_dtype="bfloat16", extra_texts=("shakespeare", "kjv"),
-                    methods=("gba", "topk", "batchtopk"),
-                    topk_ks=(), batchtopk_k=None, match_l0=True, tied_arms=False, gba_target_scales=(0.3,),
+                    methods=("gba", "topk", "batchtopk"), sweeps={"topk": (), "batchtopk": (), "gba": (0.3,)},
+                    match_l0=True, tied_arms=False,
                     seeds=3, arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.03,
                     snippet_features=24, snippets_per_feature=10, snippet_tokens=262_144)
-        base.update(overrides)
-        return cls(**base)
+        return cls._preset(base, overrides)
 
     def validate(self) -> None:
         from .text import EXTRA_SOURCES
@@ -186,9 +220,10 @@ class LLMBenchConfig(Config):
                 f"tokens must be at least batch_size ({self.batch_size}) for a one-epoch run, got {self.tokens}")
         if self.lr is not None:
             require_float_range("lr", self.lr, 0.0, 10.0, low_open=True)
+        methods = list_methods()
         require(isinstance(self.lrs, dict), f"lrs must be a dict {{method: lr}}, got {self.lrs!r}")
         for name, value in self.lrs.items():
-            require(name in METHODS + ("topk-tied",), f"lrs keys must be method names, got {name!r}")
+            require(name in methods, f"lrs keys must be method names, got {name!r}")
             require_float_range(f"lrs[{name}]", value, 0.0, 10.0, low_open=True)
         for m in self.lr_sweep:
             require_float_range("lr_sweep entries", m, 0.0, 1e3, low_open=True)
@@ -196,20 +231,23 @@ class LLMBenchConfig(Config):
         require_int_range("seeds", self.seeds, 1, 100)
         if self.arm_seeds is not None:
             require_int_range("arm_seeds", self.arm_seeds, 1, self.seeds)
-        require(len(self.methods) > 0 and all(m in METHODS for m in self.methods),
-                f"methods must be a non-empty subset of {list(METHODS)}, got {list(self.methods)}")
-        for k in self.topk_ks:
-            require_int_range("topk_ks entries", k, 1, self.width)
-        if self.batchtopk_k is not None:
-            require_int_range("batchtopk_k", self.batchtopk_k, 1, self.width)
-        for lam in self.l1_coefs:
-            require_float_range("l1_coefs entries", lam, 0.0, 1e3)
+        require(len(self.methods) > 0 and all(m in methods for m in self.methods),
+                f"methods must be a non-empty subset of {methods}, got {list(self.methods)}")
+        for field in ("method_params", "sweeps"):
+            value = getattr(self, field)
+            require(isinstance(value, dict) and all(m in methods for m in value),
+                    f"{field} must be a dict {{method: ...}} of registered methods, got {value!r}")
+        require(all(isinstance(p, dict) for p in self.method_params.values()),
+                "method_params values must be dicts of method parameters")
+        for name, values in self.sweeps.items():
+            axis = get_method(name).bench_axis
+            require(axis is not None, f"sweeps[{name!r}]: method {name!r} has no bench axis to sweep")
+            require(isinstance(values, (list, tuple)), f"sweeps[{name!r}] must be a list of {axis} values")
+            for v in values:
+                require(isinstance(v, (int, float)) and not isinstance(v, bool),
+                        f"sweeps[{name!r}] entries ({axis}) must be numbers, got {v!r}")
         require(isinstance(self.match_l0, bool), f"match_l0 must be true or false, got {self.match_l0!r}")
         require(isinstance(self.tied_arms, bool), f"tied_arms must be true or false, got {self.tied_arms!r}")
-        for scale in self.gba_target_scales:
-            require_float_range("gba_target_scales entries", scale, 0.0, 1e3, low_open=True)
-        for name in ("gba_params", "ba_params", "jumprelu_params"):
-            require(isinstance(getattr(self, name), dict), f"{name} must be a dict of method parameters")
         require_float_range("alpha", self.alpha, 0.0, 1.0, low_open=True)
         require_float_range("threshold", self.threshold, -1.0, 1.0)
         require_int_range("snippet_features", self.snippet_features, 0)
@@ -220,14 +258,27 @@ class LLMBenchConfig(Config):
         require_int_range("batch_contexts", self.batch_contexts, 1)
         require_int_range("shuffle_tokens", self.shuffle_tokens, 1)
         require(self.stack_seeds in (None, True, False), f"stack_seeds must be true, false or null, got {self.stack_seeds!r}")
-        # every setting's method parameters, so a bad --gba-htf fails here, before the model loads
+        # every setting's method parameters, so a bad --gba-htf or k > width fails here, before the model
+        # loads; the message names where the value came from
+        from ..errors import ConfigError
         from ..sae import TrainConfig
-        from . import arms  # noqa: F401  (registers topk-tied)
+
+        def check(method: str, params: dict, where: str) -> None:
+            try:
+                TrainConfig(method=method, width=self.width, steps=1, batch_size=self.batch_size, params=params)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # advisories (buffer size) are not errors
-            for _, _, method, params, _ in self.settings() + self.matched_settings(1):
-                TrainConfig(method=method, width=self.width, steps=1, batch_size=self.batch_size, params=params)
+            for method in self.methods:       # each swept parameter alone first, then every whole setting
+                axis = get_method(method).bench_axis
+                if axis in get_method(method).Params.field_names():
+                    for v in self.sweep_for(method):
+                        check(method, {axis: v}, f"sweeps[{method!r}] ({axis}={v:g})")
+            for name, label, method, params, arm in self.settings() + self.matched_settings(1):
+                swept = label and arm in ("main", "gba-frontier")
+                check(method, params, f"sweeps[{method!r}] ({label})" if swept else f"method_params[{method!r}]")
 
     def n_steps(self, n_train_tokens: int | None = None) -> int:
         """Training steps: ``steps``, or one epoch of the training tokens."""
@@ -235,61 +286,32 @@ class LLMBenchConfig(Config):
             return self.steps
         return max(1, int(n_train_tokens if n_train_tokens is not None else self.tokens) // self.batch_size)
 
-    def gba_scaled(self, scale: float) -> dict:
-        """GBA's parameters with its target range (htf, ltf) multiplied by ``scale`` (htf capped at 0.5),
-        and the statistics buffer widened to >= 10 / ltf samples when the lowest target falls (the rule
-        must see its rarest neurons fire; ``AdaptationParams.validate_for``)."""
-        from ..sae.registry import get_method
+    def params_for(self, method: str) -> dict:
+        """The parameters given for ``method`` (a copy; the method's defaults fill the rest)."""
+        return dict(self.method_params.get(method, {}))
 
-        base = get_method("gba").Params.resolve(self.gba_params)
-        htf = min(0.5, base.htf * scale)
-        ltf = min(base.ltf * scale, htf)
-        params = {**self.gba_params, "htf": htf, "ltf": ltf}
-        need = int(np.ceil(10.0 / ltf))
-        if base.buffer_samples(self.batch_size) < need:
-            params["buffer"] = need
-        return params
+    def sweep_for(self, method: str) -> tuple:
+        """The values of ``method``'s bench axis: ``sweeps[method]``, else the method's own."""
+        return tuple(self.sweeps.get(method, get_method(method).bench_values))
 
     def settings(self) -> list[tuple[str, str, str, dict, str]]:
-        """(row name, setting label, training method, params, arm) of every run known before training."""
-        plan: list[tuple[str, str, str, dict, str]] = []
-        for method in self.methods:
-            if method == "gba":
-                plan.append(("gba", "", "gba", dict(self.gba_params), "main"))
-                for scale in self.gba_target_scales:
-                    p = self.gba_scaled(scale)
-                    plan.append(("gba", f"htf={p['htf']:.3g}", "gba", p, "gba-frontier"))
-                if self.tied_arms:   # the other decoder than the main row's (gba's default is untied)
-                    from ..sae.registry import get_method
-
-                    main = get_method("gba").Params.resolve(self.gba_params).decoder
-                    other = "untied" if main == "tied" else "tied"
-                    plan.append((f"gba-{other}", "", "gba", {**self.gba_params, "decoder": other}, "architecture"))
-            elif method == "ba":
-                plan.append(("ba", "", "ba", dict(self.ba_params), "main"))
-            elif method == "topk":
-                plan += [("topk", f"k={k}", "topk", {"k": int(k)}, "main") for k in self.topk_ks]
-            elif method == "batchtopk" and self.batchtopk_k is not None:
-                plan.append(("batchtopk", f"k={self.batchtopk_k}", "batchtopk", {"k": int(self.batchtopk_k)}, "main"))
-            elif method == "relu-l1":
-                plan += [("relu-l1", f"l1={lam:g}", "relu-l1", {"l1": float(lam)}, "main") for lam in self.l1_coefs]
-            elif method == "jumprelu":
-                plan.append(("jumprelu", "", "jumprelu", dict(self.jumprelu_params), "main"))
-        return plan
+        """(row name, setting label, training method, params, arm) of every run known before training:
+        each method's own plan (``Method.bench_settings``), in the order of ``methods``."""
+        return [row for method in self.methods for row in get_method(method).bench_settings(self)]
 
     def matched_settings(self, k: int) -> list[tuple[str, str, str, dict, str]]:
-        """The runs at k = GBA's measured L0 (rounded): topk, batchtopk and, with ``tied_arms``, topk-tied."""
+        """The runs at k = GBA's measured L0 (rounded): every method with ``bench_match_l0`` (topk,
+        batchtopk), then, with ``tied_arms``, the tied variants they declare (topk-tied)."""
         if not (self.match_l0 and "gba" in self.methods):
             return []
         k = int(min(max(1, k), self.width))
         label = f"k={k} (L0 of gba)"
-        plan = []
-        if "topk" in self.methods:
-            plan.append(("topk", label, "topk", {"k": k}, "l0-matched"))
-        if "batchtopk" in self.methods:
-            plan.append(("batchtopk", label, "batchtopk", {"k": k}, "l0-matched"))
-        if self.tied_arms and "topk" in self.methods:
-            plan.append(("topk-tied", label, "topk-tied", {"k": k}, "architecture"))
+        plan = [row for method in self.methods for row in get_method(method).bench_matched(self, k, label)]
+        if self.tied_arms:
+            for method in self.methods:
+                tied = get_method(method).declared("bench_tied_variant")
+                if tied:
+                    plan.append((tied, label, tied, {**self.params_for(tied), "k": k}, "architecture"))
         return plan
 
     def seeds_for(self, arm: str, name: str) -> int:
@@ -328,7 +350,6 @@ ROW_KEYS = ("nmse", "explained_variance", "explained_variance_raw", "l0", "l0_ov
 def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results."""
     from ..sae import TrainConfig, train, train_stacked
-    from . import arms  # noqa: F401  (registers topk-tied)
     from .evaluate import group_frequencies
     from .extract import extract_activations
     from .figures import figures_from_report
@@ -378,9 +399,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
          f"{cfg.batch_size} = {steps * cfg.batch_size / max(n_kept, 1):.2f} epochs")
 
     def train_config(method: str, params: dict, seed: int, lr, n_steps: int) -> TrainConfig:
-        params = dict(params)
-        if method == "batchtopk" and "threshold_beta" not in params:
-            params["threshold_beta"] = batchtopk_beta(n_steps)
+        params = get_method(method).bench_params(dict(params), n_steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the buffer-size advisory, once per config otherwise
             return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,

@@ -8,6 +8,9 @@ from ..jsonout import emit_json
 
 
 def register(subparsers) -> None:
+    from ..sae.registry import bench_methods, get_method, list_methods
+
+    axes = ", ".join(f"{m} {get_method(m).bench_axis}" for m in list_methods() if get_method(m).bench_axis)
     p = subparsers.add_parser(
         "llm-bench",
         help="GBA vs TopK/BatchTopK/ReLU-L1/JumpReLU SAEs on a real language model's activations",
@@ -48,7 +51,10 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds per setting (>= 2 for consistency)")
     p.add_argument("--arm-seeds", type=int, default=None, help="seeds of the extra arms (GBA frontier, tied/untied, "
                    "matched BatchTopK)")
-    p.add_argument("--methods", default=None, help="comma-separated subset of gba,ba,topk,batchtopk,relu-l1,jumprelu")
+    p.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(list_methods())} "
+                   f"(default {','.join(bench_methods())})")
+    p.add_argument("--sweep", action="append", default=None, metavar="METHOD=V,V,..",
+                   help=f"values of a method's bench axis ({axes}); repeatable; '' after = for none")
     p.add_argument("--ks", default=None, metavar="K,K,..", help="k values of topk (default 32,64,128; quick 16,64); "
                    "'' for none beside the L0-matched one")
     p.add_argument("--batchtopk-k", type=int, default=None, help="k of the unmatched batchtopk row (0: none)")
@@ -76,7 +82,11 @@ def config_from_args(args):
     from .bench import LLMBenchConfig
 
     lr, lrs = _lr_option(args.lr)
-    ks = None if args.ks is None else _split(args.ks, int)
+    sweeps = {m: v for m, v in {"topk": _split(args.ks, int), "relu-l1": _split(args.l1s, float),
+                                "gba": _split(args.gba_scales, float)}.items() if v is not None}
+    if args.batchtopk_k is not None:
+        sweeps["batchtopk"] = (args.batchtopk_k,) if args.batchtopk_k else ()
+    sweeps.update(_sweep_options(args.sweep or []))
     overrides = {k: v for k, v in {
         "model": args.model, "text": args.text, "extra_texts": _split(args.extra_texts, str), "layer": args.layer,
         "site": args.site, "device": args.device, "dtype": args.dtype, "store_dtype": args.store_dtype,
@@ -84,11 +94,8 @@ def config_from_args(args):
         "ce_tokens": args.ce_tokens, "ce_seeds": args.ce_seeds, "width": args.width, "steps": args.steps,
         "batch_size": args.batch_size, "lr": lr, "lrs": lrs, "lr_sweep": _split(args.lr_sweep, float),
         "seeds": args.seeds, "arm_seeds": args.arm_seeds,
-        "methods": _split(args.methods, str), "topk_ks": ks, "l1_coefs": _split(args.l1s, float),
-        "gba_target_scales": _split(args.gba_scales, float), "snippet_features": args.snippet_features,
+        "methods": _split(args.methods, str), "sweeps": sweeps or None, "snippet_features": args.snippet_features,
     }.items() if v is not None}
-    if args.batchtopk_k is not None:
-        overrides["batchtopk_k"] = args.batchtopk_k or None
     if args.no_match_l0:
         overrides["match_l0"] = False
     if args.no_tied_arms:
@@ -98,8 +105,21 @@ def config_from_args(args):
                              "gamma_plus": args.gba_gamma, "gamma_minus": args.gba_gamma,
                              "adapt_every": args.gba_adapt_every, "decoder": args.gba_decoder}.items() if v is not None}
     if gba:
-        overrides["gba_params"] = {**preset().gba_params, **gba}
+        overrides["method_params"] = {"gba": {**preset().params_for("gba"), **gba}}
     return preset(**overrides)
+
+
+def _sweep_options(items: list[str]) -> dict:
+    """--sweep METHOD=V,V,..: {method: values} (numbers; the method's Params type them)."""
+    from ..errors import ConfigError
+
+    out = {}
+    for item in items:
+        method, sep, values = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--sweep must be METHOD=V,V,.. (e.g. topk=16,64), got {item!r}")
+        out[method.strip()] = _split(values, float)
+    return out
 
 
 def _lr_option(text: str | None):

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from ..io import save_figure_atomic  # noqa: E402
+from ..sae.registry import method_colors  # noqa: E402
 
-COLORS = {"gba": "tab:red", "gba-tied": "tab:pink", "gba-untied": "tab:brown", "ba": "tab:orange", "topk": "tab:blue",
-          "topk-tied": "tab:olive", "batchtopk": "tab:cyan", "relu-l1": "tab:green", "jumprelu": "tab:purple"}
+COLORS = method_colors()     # each method declares its colour (Method.color); others are black
 
 
 def _save(fig, path: Path) -> None:

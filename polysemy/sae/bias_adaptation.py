@@ -1,6 +1,6 @@
 """Bias adaptation (BA / GBA), docs/paper.md section 4: a hook of the one training loop, not a fork of it.
 
-State (buffers of :class:`~polysemy.sae.models.TiedSAE`, so checkpoints resume it exactly):
+State (buffers of :class:`~polysemy.sae.methods.gba.AdaptiveTiedSAE`, so checkpoints resume it exactly):
 ``bias_GM``, ``group_GM``, ``target_GM``, the statistics of the current window, accumulated
 online instead of storing pre-activations: ``act_count_GM`` (samples with y_m > 0), ``peak_GM``
 (max(0, max y_m)) and ``stat_samples_G``, and ``freq_GM``, the firing frequency each neuron achieved

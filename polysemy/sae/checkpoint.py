@@ -16,10 +16,16 @@ is a one-line ConfigError naming the file. Replacing a folder takes two renames;
 them is finished by ``recover_interrupted_save`` on the next load or save (periodic checkpoints of
 ``polysemy train --checkpoint-every`` can be killed at any instant).
 
+The model is rebuilt as its method's ``model_class`` (checkpoints name the class they were saved
+from; those written before a method had a class of its own name the shared one, and load into the
+method's class, see models.py).
+
 ``export_saelens(model, path)`` / ``import_saelens(path)``: SAELens's ``cfg.json`` +
 ``sae_weights.safetensors`` (W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec, threshold for
-jumprelu). Tied models export as W_enc = w^T, W_dec = a w, b_dec = b_pre; a tied JumpReLU with bias
-b <= 0 is SAELens's jumprelu with threshold -b, a tied ReLU is "standard" with b_enc = b.
+jumprelu). Each method writes its own form (``Method.saelens_export``): tied models export as W_enc =
+w^T, W_dec = a w, b_dec = b_pre; a tied JumpReLU with bias b <= 0 is SAELens's jumprelu with threshold
+-b, a tied ReLU is "standard" with b_enc = b. Importing picks the method that declares the
+architecture (``Method.saelens_architectures``).
 """
 
 from __future__ import annotations
@@ -37,12 +43,23 @@ from safetensors.torch import load_file, save_file
 from ..errors import ConfigError
 from ..io import atomic_path
 from .config import TrainConfig
-from .models import SAE, TiedSAE, UntiedSAE
+from .models import SAE, StackedSAE
+from .registry import get_method, list_methods
 from .trainer import TrainResult
 
 FORMAT = "polysemy-sae"
 VERSION = 1
-_MODEL_CLASSES = {"TiedSAE": TiedSAE, "UntiedSAE": UntiedSAE}
+
+
+def _model_class_names() -> list[str]:
+    """Names of every model class (StackedSAE and its subclasses, the methods' included)."""
+    list_methods()    # the methods' own classes are defined when the registry loads
+    found, todo = set(), [StackedSAE]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return sorted(found)
 
 
 def _contiguous(state: dict) -> dict:
@@ -194,11 +211,12 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> TrainResult:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ConfigError(f"{path} is not a polysemy checkpoint (format {found!r})")
-    if meta.get("model_class") not in _MODEL_CLASSES:
-        raise ConfigError(f"model_class in {str(cfg_file)!r} must be one of {sorted(_MODEL_CLASSES)}, "
+    if meta.get("model_class") not in _model_class_names():
+        raise ConfigError(f"model_class in {str(cfg_file)!r} must be one of {_model_class_names()}, "
                           f"got {meta.get('model_class')!r}")
     try:
-        stack = _MODEL_CLASSES[meta["model_class"]](1, int(meta["d"]), int(meta["width"]), **meta["structure"])
+        method = get_method(meta["method"])
+        stack = method.model_class(1, int(meta["d"]), int(meta["width"]), **meta["structure"])
         config = TrainConfig.from_dict(meta["train_config"]) if meta.get("train_config") else None
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
@@ -224,40 +242,11 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> TrainResult:
 
 # -- SAELens layout -----------------------------------------------------------------------------------
 
-def _saelens_tensors(model: SAE) -> tuple[str, dict, dict]:
-    s = model.stack
-    if isinstance(s, TiedSAE):
-        s = s.unscaled_copy()  # fold the input scale c into b_pre and the biases (c = 1 form)
-        # encoder w; decoder rows a_m w_m (tied) or a_m v_m (untied)
-        W_enc, W_dec, b_dec = s.w_GMD.detach()[0].T, s.decoder_rows()[0], s.b_pre_GD.detach()[0]
-        bias = s.bias_GM[0]
-        if s.activation == "jumprelu":
-            if bool((bias > 0).any()):
-                raise ConfigError("export_saelens: a tied JumpReLU with positive biases has no SAELens form")
-            return "jumprelu", {"W_enc": W_enc, "b_enc": torch.zeros_like(bias), "W_dec": W_dec,
-                                "b_dec": b_dec, "threshold": -bias}, {}
-        if s.activation == "relu":
-            return "standard", {"W_enc": W_enc, "b_enc": bias, "W_dec": W_dec, "b_dec": b_dec}, {}
-        raise ConfigError(f"export_saelens: activation {s.activation!r} has no SAELens architecture "
-                          "(use jumprelu or relu)")
-    shift = s.b_enc_GM.detach()[0]
-    base = {"W_enc": s.W_enc_GDM.detach()[0], "b_enc": shift, "W_dec": s.W_dec_GMD.detach()[0],
-            "b_dec": s.b_dec_GD.detach()[0]}
-    if s.encoder == "relu":
-        return "standard", base, {}
-    if s.encoder == "topk":
-        return "topk", base, {"k": int(s.k_G[0])}
-    if s.encoder == "batchtopk":
-        theta = float(s.threshold_G[0].clamp(min=0.0))
-        return "jumprelu", {**base, "threshold": torch.full_like(shift, theta)}, {}
-    return "jumprelu", {**base, "threshold": s.log_threshold_GM.detach()[0].exp()}, {}
-
-
 def export_saelens(model, path) -> Path:
     """Write ``cfg.json`` and ``sae_weights.safetensors`` in SAELens's layout to directory ``path``."""
     if isinstance(model, TrainResult):
         model = model.model
-    architecture, tensors, extra = _saelens_tensors(model)
+    architecture, tensors, extra = get_method(model.method).saelens_export(model.stack)
     cfg = {"architecture": architecture, "d_in": model.d, "d_sae": model.width, "dtype": "float32",
            "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
            "reshape_activations": "none", "metadata": {"polysemy_method": model.method}, **extra}
@@ -279,12 +268,12 @@ def import_saelens(path) -> SAE:
     except FileNotFoundError:
         raise ConfigError(f"SAELens path must hold cfg.json and sae_weights.safetensors, got {str(path)!r}") from None
     architecture = cfg.get("architecture", "standard")
-    encoders = {"standard": ("relu", "relu-l1"), "topk": ("topk", "topk"), "jumprelu": ("jumprelu", "jumprelu")}
-    if architecture not in encoders:
-        raise ConfigError(f"architecture must be one of {sorted(encoders)}, got {architecture!r}")
-    encoder, method = encoders[architecture]
+    readers = {a: m for m in list_methods() for a in get_method(m).declared("saelens_architectures")}
+    if architecture not in readers:
+        raise ConfigError(f"architecture must be one of {sorted(readers)}, got {architecture!r}")
+    method = get_method(readers[architecture])
     d, width = int(cfg["d_in"]), int(cfg["d_sae"])
-    stack = UntiedSAE(1, d, width, encoder=encoder)
+    stack = method.model_class(1, d, width)
     with torch.no_grad():
         stack.W_enc_GDM[0] = tensors["W_enc"]
         stack.W_dec_GMD[0] = tensors["W_dec"]
@@ -293,9 +282,6 @@ def import_saelens(path) -> SAE:
         if not cfg.get("apply_b_dec_to_input", True):
             # SAELens then encodes x W_enc + b_enc, ours (x - b_dec) W_enc + b_enc: fold b_dec W_enc in
             stack.b_enc_GM[0] = tensors["b_enc"] + tensors["b_dec"] @ tensors["W_enc"]
-        if encoder == "jumprelu":
-            stack.log_threshold_GM[0] = tensors["threshold"].log()
-        if encoder == "topk":
-            stack.k_G[0] = int(cfg["k"])
-    return SAE(stack, method, None)
+        method.saelens_import(stack, tensors, cfg)
+    return SAE(stack, method.name, None)
 

@@ -6,7 +6,8 @@
     polysemy train --preset theorem-uniform --checkpoint-every 1000 --save runs/gba   # resumable
     polysemy train --resume runs/gba                                                  # after a kill
 
-World options are those of ``polysemy check``. Method knobs apply only to the methods that have them
+World options are those of ``polysemy check``. The method knobs are generated from the method registry
+(each method's Params, ``polysemy.sae.registry.param``) and apply only to the methods that have them
 (``--k`` to topk/batchtopk, ``--htf`` to gba, ...); any other combination is a one-line error (exit 2).
 
 Resuming: with ``--checkpoint-every N --save DIR`` the run is saved atomically to DIR every N steps
@@ -20,10 +21,12 @@ with ``--overwrite`` (or when it is the one being resumed).
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -43,55 +46,21 @@ RESUME_FIXED = ("method", "width", "steps", "samples", "batch_size", "lr", "lr_s
 TIED_NORM_LIMIT = 100.0
 
 DEFAULT_STEPS = 5000
+_METAVARS = {int: "N", float: "X", str: "WORD"}
 
-# CLI flag -> (argparse type, method parameter names it sets, help)
-def _word_or_number(text: str):
-    """A knob that takes a word ("none", "mean-norm") or a positive number."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help lines between words only (method names such as ba-theory stay whole)."""
 
-
-METHOD_KNOBS: dict[str, tuple[Any, tuple[str, ...], str]] = {
-    "k": (int, ("k",), "active latents per sample (topk; the average for batchtopk)"),
-    "aux-k": (int, ("aux_k",), "dead latents used by the AuxK loss (topk, batchtopk)"),
-    "aux-coef": (float, ("aux_coef",), "AuxK loss weight (topk, batchtopk)"),
-    "threshold-beta": (float, ("threshold_beta",), "decay of batchtopk's running inference threshold"),
-    "groups": (int, ("groups",), "number of frequency groups K (gba)"),
-    "htf": (float, ("htf",), "highest target frequency (gba)"),
-    "ltf": (float, ("ltf",), "lowest target frequency (gba)"),
-    "target": (float, ("target",), "target frequency (ba, ba-theory)"),
-    "gamma": (float, ("gamma_plus", "gamma_minus"), "both bias step sizes (gba, ba)"),
-    "gamma-plus": (float, ("gamma_plus",), "bias raise step for nearly dead neurons (gba, ba)"),
-    "gamma-minus": (float, ("gamma_minus",), "bias lowering step for over-active neurons (gba, ba)"),
-    "eps": (float, ("eps",), "frequency below which a neuron is nearly dead (gba, ba)"),
-    "adapt-every": (int, ("adapt_every",), "steps between bias adaptations (gba, ba)"),
-    "buffer": (int, ("buffer",), "samples the adaptation statistics cover (gba, ba)"),
-    "a0": (float, ("a0",), "initial output scale (gba, ba, ba-theory)"),
-    "activation": (str, ("activation",), "jumprelu, relu or smooth-relu (gba, ba)"),
-    "smooth-width": (float, ("smooth_width",), "width of the smooth ReLU (gba, ba, ba-theory)"),
-    "input-scale": (_word_or_number, ("input_scale",),
-                    "none, mean-norm or a number c: train on x / c (gba, ba: default mean-norm; "
-                    "gba-paper, ba-theory: default none)"),
-    "decoder": (str, ("decoder",), "untied (default for gba, ba) or tied, the paper's (gba-paper)"),
-    "bias-init": (str, ("bias_init",), "quantile (default for gba, ba: fire at the target from step 0) or zero"),
-    "bias-floor": (float, ("bias_floor",), "lower clamp of the adapted biases, in units of x / c (default -1)"),
-    "lowering": (str, ("lowering",), "proportional (default for gba, ba) or full, the paper's bias-lowering step"),
-    "pre-bias": (str, ("pre_bias",), "train (default) or fixed at the first batch's mean (gba, ba, ba-theory)"),
-    "l1": (float, ("l1",), "L1 coefficient (relu-l1)"),
-    "l0-coef": (float, ("l0_coef",), "L0 penalty coefficient (jumprelu)"),
-    "threshold": (float, ("threshold",), "initial threshold (jumprelu)"),
-    "bandwidth": (float, ("bandwidth",), "straight-through kernel width (jumprelu)"),
-}
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def register(subparsers) -> None:
     from ..simulate.cli_options import add_world_arguments
-    from .registry import list_methods
+    from .registry import list_methods, method_knobs
 
     parser = subparsers.add_parser("train", help="train one SAE on a simulated world and report recovery",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
     add_world_arguments(parser)
     t = parser.add_argument_group("training")
     t.add_argument("--method", default="gba", help=f"one of {', '.join(list_methods())} (default gba)")
@@ -112,9 +81,11 @@ def register(subparsers) -> None:
                    help="where to train: cpu (default), cuda, cuda:1, ...; batches are composed there")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                    help="fp32 (default), tf32 (CUDA matmuls) or bf16 (autocast of the step)")
-    k = parser.add_argument_group("method knobs (only those of the chosen method)")
-    for flag, (typ, _, help_text) in METHOD_KNOBS.items():
-        k.add_argument(f"--{flag}", type=typ, default=None, help=help_text)
+    k = parser.add_argument_group("method knobs (generated from the method registry; each applies only to "
+                                  "the methods in its brackets)")
+    for flag, knob in method_knobs().items():
+        k.add_argument(f"--{flag}", type=knob.parse, default=None, help=knob.help.replace("%", "%%"),
+                       metavar=_METAVARS.get(knob.parse, "A,B,.." if "list" in knob.parse.__name__ else "WORD|X"))
     o = parser.add_argument_group("output and resuming")
     o.add_argument("--save", metavar="DIR", default=None,
                    help="save the trained model (and its optimizer state) to DIR at the end; a new or empty "
@@ -143,27 +114,21 @@ def _interrupt_hint(args) -> str:
 
 
 def method_params_from_args(method: str, args) -> dict[str, Any]:
-    """The method parameters given on the command line; a knob the method lacks is a ConfigError."""
-    from .registry import get_method
+    """The method parameters given on the command line (the registry's knobs); a knob the method
+    lacks is a ConfigError naming the methods it applies to."""
+    from .registry import method_knobs
 
-    allowed = set(get_method(method).Params.field_names())
     params: dict[str, Any] = {}
-    for flag, (_, names, _) in METHOD_KNOBS.items():
+    for flag, knob in method_knobs().items():
         value = getattr(args, flag.replace("-", "_"), None)
         if value is None:
             continue
-        if not set(names) <= allowed:
-            users = _methods_with(names)
-            raise ConfigError(f"--{flag} does not apply to method {method!r} (it applies to: {', '.join(users)})")
-        for name in names:
+        if method not in knob.methods:
+            raise ConfigError(f"--{flag} does not apply to method {method!r} (it applies to: "
+                              f"{', '.join(knob.methods)})")
+        for name in knob.names:
             params[name] = value
     return params
-
-
-def _methods_with(names) -> list[str]:
-    from .registry import get_method, list_methods
-
-    return [m for m in list_methods() if set(names) <= set(get_method(m).Params.field_names())]
 
 
 def train_config_from_args(args, n: int):
@@ -220,6 +185,7 @@ def _resume_settings(args):
     from ..simulate import WorldConfig
     from ..simulate.cli_options import world_option_dests
     from .checkpoint import is_checkpoint, load_checkpoint, recover_interrupted_save
+    from .registry import method_knobs
 
     path = Path(args.resume)
     recover_interrupted_save(path)
@@ -228,7 +194,7 @@ def _resume_settings(args):
     parser = args.train_parser
     fixed = world_option_dests() + RESUME_FIXED
     given = [name for name in fixed if getattr(args, name, None) != parser.get_default(name)]
-    given += [f for f in METHOD_KNOBS if getattr(args, f.replace("-", "_"), None) is not None]
+    given += [f for f in method_knobs() if getattr(args, f.replace("-", "_"), None) is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise ConfigError(f"{flag} cannot be given with --resume: the world and training settings come from "

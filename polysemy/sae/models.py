@@ -3,15 +3,19 @@ and all products are batched (``torch.bmm``/``baddbmm``), so training G models a
 code as training one (our choice, for sweeps). Decoder rows are stored as [width, d] (DESIGN.md).
 
 - :class:`TiedSAE`: the paper's SAE (docs/paper.md section 3), f(x) = sum_m a_m w_m phi(w_m^T(x - b_pre) + b_m)
-  + b_pre, with unit-norm rows w_m, output scales a_m, a pre-bias b_pre and biases b_m that only the
-  bias-adaptation rule moves. It also holds the per-neuron adaptation state as buffers, so a checkpoint
-  resumes adaptation exactly. An optional fixed input scale c (buffer ``input_scale_G``, 1 = none) lets
-  it work on x / c (see the class docstring).
-- :class:`UntiedSAE`: the usual baseline, acts = enc(x W_enc + b_enc') and x_hat = acts W_dec + b_dec, with
-  the encoder rule "relu", "topk", "batchtopk" (inference: a threshold) or "jumprelu".
+  + b_pre, with unit-norm rows w_m, output scales a_m, a pre-bias b_pre and biases b_m that the
+  method moves (bias adaptation, methods/gba.py, keeps its state in its own subclass). An optional fixed
+  input scale c (buffer ``input_scale_G``, 1 = none) lets it work on x / c (see the class docstring).
+- :class:`UntiedSAE`: the usual baseline, acts = relu(x W_enc + b_enc') and x_hat = acts W_dec + b_dec.
+  Methods with another encoder subclass it in their own file (topk, batchtopk, jumprelu), with their
+  own state (k, a threshold).
 - :class:`SAE`: the single-model view (G = 1) that ``TrainResult.model`` holds and that metrics,
   checkpoints and the LLM benchmark use: ``W_dec`` [M, d], ``encode``, ``decode``, ``__call__``,
   ``width``, ``d``.
+
+Checkpoints written before issue 10 kept every method's state in these two classes; the buffers a
+class no longer has are dropped when such a checkpoint is loaded into it (``legacy_buffers``), and
+the method that owned them loads them into its own subclass.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from torch import nn
 
 from .activations import tied_activation
 
-ENCODERS = ("relu", "topk", "batchtopk", "jumprelu")
 DECODERS = ("tied", "untied")     # of the TiedSAE: the paper's tied decoder, or its own rows
 
 
@@ -52,13 +55,22 @@ class StackedSAE(nn.Module):
         one.load_state_dict(state)
         return one.to(next(iter(state.values())).device)
 
+    legacy_buffers: tuple = ()   # buffers older checkpoints carry for every model of this class
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint from before the state moved to its method's own class: drop what this class lacks
+        for name in self.legacy_buffers:
+            if name not in self._buffers and name not in self._parameters:
+                state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 class TiedSAE(StackedSAE):
     """The paper's tied SAE, stacked. Parameters: w_GMD (unit rows), a_GM, b_pre_GD.
     With ``decoder="untied"`` the decoder has its own unit rows v_GMD: x_hat = sum_m z_m a_m v_m + b_pre
-    (the encoder keeps w; our choice, see methods/gba.py). Buffers: bias_GM in [-1, 0] for BA/GBA, the
-    adaptation state (see bias_adaptation.py), and the input scale c = input_scale_G (1 unless the
-    method's ``input_scale`` is set; our choice).
+    (the encoder keeps w; our choice, see methods/gba.py). Buffers: bias_GM (set by the method: bias
+    adaptation keeps its own state in methods/gba.py's subclass), the smooth-ReLU width, and the input
+    scale c = input_scale_G (1 unless the method's ``input_scale`` is set; our choice).
 
     With c != 1 the SAE itself lives on the scale x / c: w, a, b_pre and b are those of the paper's SAE
     applied to x' = x / c (so the bias clamp [-1, 0] sees O(1) inputs). Callers stay on the scale of x:
@@ -86,22 +98,16 @@ class TiedSAE(StackedSAE):
             self.trainable_names = self.trainable_names + ("v_GMD",)
         self.register_buffer("bias_GM", torch.zeros(G, width))
         self.register_buffer("smooth_width_G", torch.full((G,), 0.1))
-        # bias-adaptation state: group id, target frequency, and the statistics of the current window
-        self.register_buffer("group_GM", torch.zeros(G, width, dtype=torch.int64))
-        self.register_buffer("target_GM", torch.zeros(G, width))
-        self.register_buffer("act_count_GM", torch.zeros(G, width))
-        self.register_buffer("peak_GM", torch.zeros(G, width))
-        self.register_buffer("stat_samples_G", torch.zeros(G))
-        self.register_buffer("freq_GM", torch.zeros(G, width))     # achieved frequency, last window
         self.register_buffer("input_scale_G", torch.ones(G))
+
+    # the bias-adaptation state every TiedSAE carried before issue 10 (now methods/gba.py's)
+    legacy_buffers = ("group_GM", "target_GM", "act_count_GM", "peak_GM", "stat_samples_G", "freq_GM")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the input scale existed: c = 1 (what they were trained with)
-        # ... and before the achieved frequency was kept: unknown, 0
         w = state_dict.get(prefix + "w_GMD")
         if w is not None:
-            for name, missing in (("input_scale_G", torch.ones(w.shape[0])), ("freq_GM", torch.zeros(w.shape[:2]))):
-                state_dict.setdefault(prefix + name, missing)
+            state_dict.setdefault(prefix + "input_scale_G", torch.ones(w.shape[0]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def structure(self) -> dict:
@@ -162,29 +168,26 @@ class TiedSAE(StackedSAE):
 
 
 class UntiedSAE(StackedSAE):
-    """Untied baseline, stacked. Parameters: W_enc_GDM, b_enc_GM, W_dec_GMD (unit rows), b_dec_GD, and
-    log_threshold_GM for "jumprelu". Buffers: k_G ("topk"), threshold_G (running "batchtopk" threshold).
+    """Untied baseline, stacked: acts = relu(pre). Parameters: W_enc_GDM, b_enc_GM, W_dec_GMD (unit
+    rows), b_dec_GD. Subclasses (topk, batchtopk, jumprelu, in their methods' files) override
+    ``activate`` (the inference encoder) and add their own state; ``encoder`` names the rule.
 
     Pre-activations: pre = (x - b_dec) W_enc + b_enc, computed as x W_enc + (b_enc - b_dec W_enc) so the
     gradient to b_dec does not need a [B, D] x [D, M] product (same value, our choice for speed).
     """
 
-    def __init__(self, G: int, d: int, width: int, encoder: str = "relu"):
+    encoder = "relu"
+    legacy_buffers = ("k_G", "threshold_G")   # every UntiedSAE carried topk's k and batchtopk's threshold
+
+    def __init__(self, G: int, d: int, width: int, encoder: str | None = None):
         super().__init__(G, d, width)
-        if encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
-        self.encoder = encoder
+        if encoder not in (None, self.encoder):   # checkpoints name it in their structure
+            raise ValueError(f"{type(self).__name__} encodes with {self.encoder!r}, got encoder={encoder!r}")
         self.W_enc_GDM = nn.Parameter(torch.zeros(G, d, width))
         self.b_enc_GM = nn.Parameter(torch.zeros(G, width))
         self.W_dec_GMD = nn.Parameter(torch.zeros(G, width, d))
         self.b_dec_GD = nn.Parameter(torch.zeros(G, d))
-        names = ["W_enc_GDM", "b_enc_GM", "W_dec_GMD", "b_dec_GD"]
-        if encoder == "jumprelu":
-            self.log_threshold_GM = nn.Parameter(torch.zeros(G, width))
-            names.append("log_threshold_GM")
-        self.trainable_names = tuple(names)
-        self.register_buffer("k_G", torch.ones(G, dtype=torch.int64))
-        self.register_buffer("threshold_G", torch.full((G,), -1.0))
+        self.trainable_names = ("W_enc_GDM", "b_enc_GM", "W_dec_GMD", "b_dec_GD")
 
     def structure(self) -> dict:
         return {"encoder": self.encoder}
@@ -193,18 +196,13 @@ class UntiedSAE(StackedSAE):
         shift_GM = self.b_enc_GM - torch.bmm(self.b_dec_GD[:, None, :], self.W_enc_GDM)[:, 0, :]
         return torch.baddbmm(shift_GM[:, None, :], x_GBD, self.W_enc_GDM)
 
+    def activate(self, pre_GBM: torch.Tensor) -> torch.Tensor:
+        """The inference encoder on the pre-activations: relu here."""
+        return torch.relu(pre_GBM)
+
     @torch.no_grad()
     def encode(self, x_GBD: torch.Tensor) -> torch.Tensor:
-        pre = self.pre_activations(x_GBD)
-        if self.encoder == "relu":
-            return torch.relu(pre)
-        if self.encoder == "topk":
-            return topk_acts(pre, self.k_G)
-        if self.encoder == "batchtopk":  # inference: the running threshold (Bussmann et al. 2024)
-            theta = self.threshold_G.clamp(min=0.0)[:, None, None]
-            return pre * torch.gt(pre, theta, out=torch.empty_like(pre))
-        theta = self.log_threshold_GM.exp()[:, None, :]
-        return pre * torch.gt(pre, theta, out=torch.empty_like(pre))
+        return self.activate(self.pre_activations(x_GBD))
 
     @torch.no_grad()
     def decode(self, acts_GBM: torch.Tensor) -> torch.Tensor:
@@ -212,6 +210,11 @@ class UntiedSAE(StackedSAE):
 
     def decoder_rows(self) -> torch.Tensor:
         return self.W_dec_GMD.detach()
+
+
+def above_threshold(pre: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """pre where pre > theta, else 0 (a JumpReLU; theta broadcasts against pre)."""
+    return pre * torch.gt(pre, theta, out=torch.empty_like(pre))
 
 
 def topk_acts(pre_GBM: torch.Tensor, k_G: torch.Tensor, ks: list[int] | None = None) -> torch.Tensor:

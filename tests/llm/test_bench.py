@@ -113,7 +113,7 @@ def test_batchtopk_threshold_beta_forgets_the_first_batch():
 
 def test_bad_options_are_one_line_config_errors(tmp_path, capsys):
     assert main(["llm-bench", "--quick", "--width", "8", "--out", str(tmp_path)]) == 2   # k=16 > width
-    assert "topk_ks" in capsys.readouterr().err
+    assert "sweeps['topk'] (k=16)" in capsys.readouterr().err   # the k values of topk (formerly topk_ks)
     assert main(["llm-bench", "--quick", "--model", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["llm-bench", "--quick", "--gba-htf", "2", "--out", str(tmp_path)]) == 2

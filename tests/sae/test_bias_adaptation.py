@@ -4,12 +4,12 @@ from hypothesis import strategies as st
 
 from polysemy.sae import TrainConfig, get_method
 from polysemy.sae import bias_adaptation as adaptation
-from polysemy.sae.models import TiedSAE
+from polysemy.sae.methods.gba import AdaptiveTiedSAE
 
 
 def make_model(freq, peak, bias, target, group=None):
     M = len(freq)
-    model = TiedSAE(1, 4, M)
+    model = AdaptiveTiedSAE(1, 4, M)
     model.act_count_GM[0] = torch.tensor(freq) * 1000
     model.stat_samples_G[0] = 1000
     model.peak_GM[0] = torch.tensor(peak)

@@ -22,15 +22,15 @@ from polysemy.cli import main
 from polysemy.sae import TrainConfig, train
 from polysemy.sae import bias_adaptation as adaptation
 from polysemy.sae.diagnostics import adaptation_report, bound_warning, samples_to_recovery
-from polysemy.sae.models import TiedSAE
+from polysemy.sae.methods.gba import AdaptiveTiedSAE
 from polysemy.simulate import World, WorldConfig
 
 WORLD = WorldConfig(n=32, d=24, s=2)
 
 
-def _state(freq: np.ndarray, target: np.ndarray, bias: np.ndarray, peak: np.ndarray) -> TiedSAE:
+def _state(freq: np.ndarray, target: np.ndarray, bias: np.ndarray, peak: np.ndarray) -> AdaptiveTiedSAE:
     M = len(freq)
-    model = TiedSAE(1, 4, M)
+    model = AdaptiveTiedSAE(1, 4, M)
     with torch.no_grad():
         model.bias_GM.copy_(torch.tensor(bias[None], dtype=torch.float32))
         model.target_GM.copy_(torch.tensor(target[None], dtype=torch.float32))

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from polysemy.sae import TrainConfig, train
 from polysemy.sae import bias_adaptation as adaptation
 from polysemy.sae.evaluate import evaluate_on_world
-from polysemy.sae.models import TiedSAE
+from polysemy.sae.methods.gba import AdaptiveTiedSAE
 from polysemy.simulate import World, WorldConfig
 
 # ---------------------------------------------------------------------------------------------------
@@ -43,13 +43,13 @@ from polysemy.simulate import World, WorldConfig
 
 @st.composite
 def adaptation_states(draw):
-    """A stacked TiedSAE with arbitrary biases in [-1, 0], groups, targets and window statistics, and
+    """A stacked AdaptiveTiedSAE with arbitrary biases in [-1, 0], groups, targets and window statistics, and
     gammas in [0, 1] with eps below every target (the validated parameter ranges)."""
     G = draw(st.integers(1, 3))
     M = draw(st.integers(1, 24))
     K = draw(st.integers(1, min(M, 5)))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    model = TiedSAE(G, 4, M)
+    model = AdaptiveTiedSAE(G, 4, M)
     targets_K = np.sort(rng.uniform(0.002, 0.6, size=(G, K)), axis=1)
     group = rng.integers(0, K, size=(G, M))
     # biases: interior values plus the boundaries themselves

@@ -18,7 +18,7 @@ import dataclasses
 import torch
 
 from ...errors import require, require_float_range
-from ..registry import register_method
+from ..registry import param, register_method
 from .base import per_model
 from .tied import TiedMethod, TiedParams
 
@@ -28,7 +28,7 @@ class BATheoryParams(TiedParams):
     """target: fixed firing frequency p (0.01, our choice); a0 here is the FIXED output scale (a gets
     no gradient); the other knobs are those of every tied SAE (see TiedParams)."""
 
-    target: float = 0.01
+    target: float = param(0.01, "target firing frequency p")
 
     def validate(self) -> None:
         super().validate()
@@ -44,6 +44,7 @@ class BATheoryParams(TiedParams):
 @register_method("ba-theory")
 class BATheory(TiedMethod):
     Params = BATheoryParams
+    summary = "Theorem 6.1's modified BA: batch-quantile biases, smooth ReLU, fixed a, spherical steps"
     spherical = True
     train_scale = False
 
@@ -54,9 +55,6 @@ class BATheory(TiedMethod):
         return {**super().hyper(cfgs, d, device),
                 "target_G": per_model((c.method_params.target for c in cfgs), device),
                 "targets": [c.method_params.target for c in cfgs]}   # Python floats: k without a host sync
-
-    def groups_and_targets(self, params, width, generator):
-        return torch.zeros(width, dtype=torch.int64), torch.full((width,), params.target)
 
     @torch.no_grad()
     def set_biases(self, model, u_GBM, hyper, step) -> None:

@@ -3,8 +3,14 @@
 The trainer (``polysemy/sae/trainer.py``) runs ONE loop for all methods; per step it calls
 ``loss_and_grads`` (forward, loss, gradients), the optimiser, ``after_update`` (constraints such as
 unit-norm rows) and ``end_of_step`` (hooks such as bias adaptation). Per-model hyperparameters are
-tensors with the model axis first (``hyper``), so models in one stack may differ in them; the
-parameters named by ``structure_key`` must be equal within a stack.
+tensors with the model axis first (``hyper``), so models in one stack may differ in them; what
+``structure_key`` names must be equal within a stack (the ONE place that decides which configs
+share a stack: the trainer and the sweep runner both call it).
+
+Besides the step, a method declares what the rest of the package derives from the registry: its
+model class (``model_class``, holding any state of its own), its SAELens export
+(``saelens_export``), a one-line ``summary`` for the docs, its plot colour, and its part in the
+benches (``bench_order``, ``bench_axis`` ...; see ``polysemy.llm.bench``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import hashlib
 
 import torch
 
-from ..registry import MethodParams
+from ...errors import ConfigError
+from ..registry import MethodParams, cli_parser
 
 
 @dataclasses.dataclass
@@ -33,22 +40,47 @@ class Method:
 
     name: str = "?"
     Params: type[MethodParams] = MethodParams
+    model_class: type = None                  # the StackedSAE subclass this method trains
     default_lr: float = 1e-3                  # TrainConfig.lr when none is given (our choice)
     default_lr_schedule: str = "constant"     # TrainConfig.lr_schedule when none is given
+    # Declarations read with ``declared``: from the class itself, never inherited (a subclass is another
+    # method, which must say for itself what it is, how it looks and whether the benches run it):
+    summary: str = ""                         # one line for the docs' method table
+    color: str | None = None                  # matplotlib colour of its rows in figures (None: black)
+    bench_order: float | None = None          # position in the benches' default method list; None: opt-in
+    bench_tied_variant: str | None = None     # llm-bench's tied arm: this method at the L0-matched k
+    saelens_architectures: tuple = ()         # SAELens architectures ``import_saelens`` reads as this method
+    # How llm-bench (polysemy.llm.bench) runs it (inherited):
+    bench_axis: str | None = None             # the parameter it sweeps (None: one row at the defaults)
+    bench_values: tuple = ()                  # its values there unless the bench config says otherwise
+    bench_match_l0: bool = False              # also trained at k = GBA's measured L0 (a method with k)
+
+    @classmethod
+    def declared(cls, attr: str):
+        """The class's own value of a declaration (see above), else the base default."""
+        return cls.__dict__.get(attr, getattr(Method, attr))
 
     # -- stacking ----------------------------------------------------------------------------------
     def structure_key(self, cfg) -> tuple:
-        """Configs with equal keys can be trained as one stack."""
-        return (cfg.method, cfg.width, cfg.steps, cfg.log_every, cfg.lr_schedule, cfg.lr_decay_start,
-                cfg.stop_on_plateau, cfg.plateau_patience, cfg.plateau_tol) + self.structural(cfg)
+        """Configs with equal keys can be trained as one stack: the same method, shape of the run
+        (width, steps, batch size, logging, schedule, stopping rule), the same values of every
+        parameter declared structural, and what ``structural`` derives."""
+        return ((cfg.method, cfg.width, cfg.steps, cfg.batch_size, cfg.log_every, cfg.lr_schedule,
+                 cfg.lr_decay_start, cfg.stop_on_plateau, cfg.plateau_patience, cfg.plateau_tol)
+                + cfg.method_params.structural_values() + self.structural(cfg))
 
     def structural(self, cfg) -> tuple:
+        """Derived values that must be equal within a stack (gba: its adaptation schedule)."""
         return ()
 
     # -- model ---------------------------------------------------------------------------------------
+    def model_structure(self, cfg) -> dict:
+        """Constructor keywords of ``model_class`` beyond (G, d, width) for ``cfg``."""
+        return {}
+
     def new_model(self, cfgs, d: int):
         """An empty (all-zero) stacked model for the configs (used before loading a state)."""
-        raise NotImplementedError
+        return self.model_class(len(cfgs), d, cfgs[0].width, **self.model_structure(cfgs[0]))
 
     def init_model(self, cfgs, d: int, x0_GBD: torch.Tensor):
         """A freshly initialised stacked model; model g depends only on cfgs[g] and x0_GBD[g]."""
@@ -71,6 +103,42 @@ class Method:
     def log_values(self, model, hyper: dict | None = None) -> dict[str, torch.Tensor]:
         """Extra per-model values for the history table, [G] each."""
         return {}
+
+    # -- SAELens ---------------------------------------------------------------------------------------
+    def saelens_export(self, stack) -> tuple[str, dict, dict]:
+        """(architecture, tensors, extra cfg.json fields) of a single model (G = 1) in SAELens's
+        layout: W_enc [d, M], b_enc, W_dec [M, d], b_dec, and e.g. threshold for jumprelu."""
+        raise ConfigError(f"export_saelens: method {self.name!r} has no SAELens form")
+
+    def saelens_import(self, stack, tensors: dict, cfg: dict) -> None:
+        """Set what the common tensors (W_enc, b_enc, W_dec, b_dec) do not: a threshold, k, ..."""
+        return None
+
+    # -- the benches and figures --------------------------------------------------------------------
+    def plot_colors(self) -> dict[str, str]:
+        """{row name: colour} of the rows this method adds to figures."""
+        color = self.declared("color")
+        return {self.name: color} if color else {}
+
+    def bench_settings(self, bench) -> list[tuple]:
+        """llm-bench rows known before training: (row name, setting label, method, params, arm).
+        One row at ``bench.params_for(name)``, or one per value of ``bench_axis``."""
+        params = bench.params_for(self.name)
+        if self.bench_axis is None:
+            return [(self.name, "", self.name, params, "main")]
+        kind = cli_parser(self.Params.hints()[self.bench_axis])     # int or float
+        return [(self.name, f"{self.bench_axis}={kind(v):g}", self.name, {**params, self.bench_axis: kind(v)},
+                 "main") for v in bench.sweep_for(self.name)]
+
+    def bench_matched(self, bench, k: int, label: str) -> list[tuple]:
+        """llm-bench rows at k = GBA's measured L0 (``bench_match_l0``)."""
+        if not self.bench_match_l0:
+            return []
+        return [(self.name, label, self.name, {**bench.params_for(self.name), "k": k}, "l0-matched")]
+
+    def bench_params(self, params: dict, steps: int) -> dict:
+        """Parameters for a bench run of ``steps`` steps (batchtopk: its threshold's decay)."""
+        return params
 
 
 def generator_for(seed: int) -> torch.Generator:

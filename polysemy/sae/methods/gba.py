@@ -1,12 +1,14 @@
 """``gba`` (Group Bias Adaptation) and ``ba`` (Bias Adaptation, one group), docs/paper.md section 4.
 
 The tied SAE (tied.py) trained by Adam on w, a, b_pre, with biases moved only by the adaptation rule
-(bias_adaptation.py), run as a hook every ``adapt_every`` steps.
+(bias_adaptation.py), run as a hook every ``adapt_every`` steps. The rule's state (groups, targets,
+window statistics) lives in this method's own model class, :class:`AdaptiveTiedSAE`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import torch
@@ -14,8 +16,8 @@ import torch
 from ...errors import require, require_float_range, require_int_range
 from .. import bias_adaptation as adaptation
 from ..activations import ACTIVATIONS
-from ..models import DECODERS
-from ..registry import register_method
+from ..models import DECODERS, TiedSAE
+from ..registry import param, register_method
 from .base import per_model
 from .tied import TiedMethod, TiedParams
 
@@ -60,16 +62,18 @@ class AdaptationParams(TiedParams):
     """
 
     input_scale: str | float = "mean-norm"
-    gamma_plus: float = 0.1
-    gamma_minus: float = 0.1
-    eps: float = 1e-4
-    adapt_every: int = 50
-    buffer: int | None = None
-    activation: str = "jumprelu"
-    bias_init: str = "quantile"
-    bias_floor: float = -1.0
-    decoder: str = "untied"
-    lowering: str = "proportional"
+    gamma_plus: float = param(0.1, "bias raise step for nearly dead neurons")
+    gamma_minus: float = param(0.1, "bias lowering step for over-active neurons")
+    eps: float = param(1e-4, "frequency below which a neuron is nearly dead")
+    adapt_every: int = param(50, "steps between bias adaptations")
+    buffer: int | None = param(None, "samples the adaptation statistics cover", shown="adapt_every x batch")
+    activation: str = param("jumprelu", "jumprelu, relu or smooth-relu", structural=True)
+    bias_init: str = param("quantile", "quantile (fire at the target from step 0) or zero")
+    bias_floor: float = param(-1.0, "lower clamp of the adapted biases, in units of x / c")
+    decoder: str = param("untied", "untied or tied (the paper's)", structural=True)
+    lowering: str = param("proportional", "proportional or full (the paper's) bias-lowering step")
+
+    cli_aliases = {"gamma": (("gamma_plus", "gamma_minus"), "both bias step sizes")}
 
     def validate(self) -> None:
         super().validate()
@@ -108,9 +112,9 @@ class GBAParams(AdaptationParams):
     (0.1 ... 0.001, arXiv v1 [paper]); neurons assigned to groups by a seeded random permutation
     ([inferred]), so the groups have equal sizes (up to one)."""
 
-    groups: int = 10
-    htf: float = 0.1
-    ltf: float = 0.001
+    groups: int = param(10, "number of frequency groups K")
+    htf: float = param(0.1, "highest target frequency")
+    ltf: float = param(0.001, "lowest target frequency")
 
     def validate(self) -> None:
         super().validate()
@@ -138,7 +142,7 @@ class BAParams(AdaptationParams):
     """BA: one group with one target frequency ``target`` (0.01; [unknown], our choice, near the
     frequency f = s/n of the default toy worlds)."""
 
-    target: float = 0.01
+    target: float = param(0.01, "target firing frequency p")
 
     def validate(self) -> None:
         super().validate()
@@ -148,29 +152,61 @@ class BAParams(AdaptationParams):
         return self.target
 
 
+class AdaptiveTiedSAE(TiedSAE):
+    """The tied SAE with the bias-adaptation state as buffers (bias_adaptation.py), so a checkpoint
+    resumes adaptation exactly: group id and target frequency per neuron, and the statistics of the
+    current window (``act_count_GM``, ``peak_GM``, ``stat_samples_G``) and of the last one (``freq_GM``,
+    the achieved frequency)."""
+
+    legacy_buffers = ()
+
+    def __init__(self, G: int, d: int, width: int, activation: str = "jumprelu", decoder: str = "tied"):
+        super().__init__(G, d, width, activation=activation, decoder=decoder)
+        self.register_buffer("group_GM", torch.zeros(G, width, dtype=torch.int64))
+        self.register_buffer("target_GM", torch.zeros(G, width))
+        self.register_buffer("act_count_GM", torch.zeros(G, width))
+        self.register_buffer("peak_GM", torch.zeros(G, width))
+        self.register_buffer("stat_samples_G", torch.zeros(G))
+        self.register_buffer("freq_GM", torch.zeros(G, width))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the achieved frequency was kept: unknown, 0
+        w = state_dict.get(prefix + "w_GMD")
+        if w is not None:
+            state_dict.setdefault(prefix + "freq_GM", torch.zeros(w.shape[:2]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 @register_method("gba")
 class GBA(TiedMethod):
     """Group Bias Adaptation on the tied SAE."""
 
     Params = GBAParams
+    model_class = AdaptiveTiedSAE
     default_lr = 1e-2                    # our choice (docs/recovery-study.md): fastest stable rate
     default_lr_schedule = "linear-decay"
+    summary = ("Group Bias Adaptation [paper], the 0.2 recipe (docs/recovery-study.md, section 0): "
+               "targets geometric from htf to ltf in `groups` groups")
+    color = "tab:red"
+    bench_order = 0
+    bench_axis, bench_values = "target scale", (0.3, 3.0)
 
     def structural(self, cfg) -> tuple:
         params = cfg.method_params
-        period, window = adaptation.schedule(params.adapt_every, params.buffer_samples(cfg.batch_size), cfg.batch_size)
-        return super().structural(cfg) + (period, window)
+        return adaptation.schedule(params.adapt_every, params.buffer_samples(cfg.batch_size), cfg.batch_size)
 
     def target_list(self, params) -> list[float]:
         return params.targets()
 
-    def groups_and_targets(self, params, width, generator):
+    def init_state(self, model, g, params, generator) -> None:
+        """Groups: a seeded random permutation, equal sizes; each neuron's target is its group's."""
         targets = torch.tensor(self.target_list(params), dtype=torch.float32)
         K = len(targets)
-        perm = torch.randperm(width, generator=generator)
-        group = torch.empty(width, dtype=torch.int64)
-        group[perm] = torch.arange(width) % K
-        return group, targets[group]
+        perm = torch.randperm(model.width, generator=generator)
+        group = torch.empty(model.width, dtype=torch.int64)
+        group[perm] = torch.arange(model.width) % K
+        model.group_GM[g] = group
+        model.target_GM[g] = targets[group]
 
     def hyper(self, cfgs, d, device):
         params = [c.method_params for c in cfgs]
@@ -215,12 +251,49 @@ class GBA(TiedMethod):
             values.update(adaptation.group_report(model, hyper["floor_G"], hyper["groups"]))
         return values
 
+    # -- llm-bench: the main row, GBA's frontier (every target times each scale), the other decoder ----
+    def plot_colors(self) -> dict[str, str]:
+        return {**super().plot_colors(), f"{self.name}-tied": "tab:pink", f"{self.name}-untied": "tab:brown"}
+
+    def bench_settings(self, bench) -> list[tuple]:
+        """The main row; one row per target scale (``bench.sweep_for``: every target frequency, htf and
+        ltf, times the scale: GBA's own frontier); with ``bench.tied_arms``, the other decoder than the
+        main row's (the architecture arm, ``<name>-tied`` or ``<name>-untied``)."""
+        params = bench.params_for(self.name)
+        plan = [(self.name, "", self.name, params, "main")]
+        for scale in bench.sweep_for(self.name):
+            p = self.scaled_targets(params, float(scale), bench.batch_size)
+            plan.append((self.name, f"htf={p['htf']:.3g}", self.name, p, "gba-frontier"))
+        if bench.tied_arms:
+            other = "untied" if self.Params.resolve(params).decoder == "tied" else "tied"
+            plan.append((f"{self.name}-{other}", "", self.name, {**params, "decoder": other}, "architecture"))
+        return plan
+
+    def scaled_targets(self, params: dict, scale: float, batch_size: int) -> dict:
+        """``params`` with the target range (htf, ltf) multiplied by ``scale`` (htf capped at 0.5), and
+        the statistics buffer widened to >= 10 / ltf samples when the lowest target falls (the rule
+        must see its rarest neurons fire; ``AdaptationParams.validate_for``)."""
+        base = self.Params.resolve(params)
+        htf = min(0.5, base.htf * scale)
+        ltf = min(base.ltf * scale, htf)
+        out = {**params, "htf": htf, "ltf": ltf}
+        need = math.ceil(10.0 / ltf)
+        if base.buffer_samples(batch_size) < need:
+            out["buffer"] = need
+        return out
+
 
 @register_method("ba")
 class BA(GBA):
     """Bias Adaptation: GBA with one group and one target frequency."""
 
     Params = BAParams
+    summary = "Bias Adaptation [paper]: one target frequency, the gba knobs but groups/htf/ltf"
+    color = "tab:orange"
+    bench_order = 1
+    bench_axis = None
+    bench_settings = TiedMethod.bench_settings
+    plot_colors = TiedMethod.plot_colors
 
     def target_list(self, params) -> list[float]:
         return [params.target]
@@ -249,3 +322,4 @@ class GBAPaper(GBA):
     Params = GBAPaperParams
     default_lr = 1e-3
     default_lr_schedule = "constant"
+    summary = "the paper's GBA as published (arXiv v1): tied decoder, full steps, biases from 0, raw inputs"

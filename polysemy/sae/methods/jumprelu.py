@@ -16,7 +16,8 @@ import torch
 
 from ...errors import require_float_range
 from .. import sparse
-from ..registry import MethodParams, register_method
+from ..models import UntiedSAE, above_threshold
+from ..registry import MethodParams, param, register_method
 from .base import per_model
 from .untied import Selection, UntiedMethod
 
@@ -64,14 +65,29 @@ class JumpReLUParams(MethodParams):
     bandwidth: STE kernel width eps (0.05; our choice, Rajamanoharan et al. use 0.001 on inputs
     normalised to E||x||^2 = d); threshold: initial theta (0.1; our choice)."""
 
-    l0_coef: float = 0.01
-    bandwidth: float = 0.05
-    threshold: float = 0.1
+    l0_coef: float = param(0.01, "L0 penalty coefficient")
+    bandwidth: float = param(0.05, "straight-through kernel width eps")
+    threshold: float = param(0.1, "initial threshold theta")
 
     def validate(self) -> None:
         require_float_range("l0_coef", self.l0_coef, 0.0, 100.0)
         require_float_range("bandwidth", self.bandwidth, 0.0, 10.0, low_open=True)
         require_float_range("threshold", self.threshold, 0.0, 100.0, low_open=True)
+
+
+class JumpReLUSAE(UntiedSAE):
+    """The untied SAE with a learned per-latent threshold: acts = pre H(pre - theta), theta =
+    exp(log_threshold_GM) (a trained parameter)."""
+
+    encoder = "jumprelu"
+
+    def __init__(self, G: int, d: int, width: int, encoder: str | None = None):
+        super().__init__(G, d, width, encoder)
+        self.log_threshold_GM = torch.nn.Parameter(torch.zeros(G, width))
+        self.trainable_names = self.trainable_names + ("log_threshold_GM",)
+
+    def activate(self, pre_GBM):
+        return above_threshold(pre_GBM, self.log_threshold_GM.exp()[:, None, :])
 
 
 @register_method("jumprelu")
@@ -82,7 +98,11 @@ class JumpReLU(UntiedMethod):
     is narrow: few pairs)."""
 
     Params = JumpReLUParams
-    encoder = "jumprelu"
+    model_class = JumpReLUSAE
+    summary = "JumpReLU, STE + L0 (Rajamanoharan et al. 2024)"
+    color = "tab:purple"
+    bench_order = 5
+    saelens_architectures = ("jumprelu",)
     sparse_codes = True
 
     def init_extra(self, model, g, cfg) -> None:
@@ -123,6 +143,12 @@ class JumpReLU(UntiedMethod):
 
         return Selection(pairs, values, pairs.latent_count(), choice, penalty=hyper["l0_G"] * l0,
                          theta_grad=theta_grad, extras={"l0_penalty": l0})
+
+    def saelens_export(self, stack):
+        return "jumprelu", {**self.saelens_tensors(stack), "threshold": stack.log_threshold_GM.detach()[0].exp()}, {}
+
+    def saelens_import(self, stack, tensors, cfg) -> None:
+        stack.log_threshold_GM[0] = tensors["threshold"].log()
 
     def train_acts(self, model, pre, hyper, step):
         theta = model.log_threshold_GM.exp()[:, None, :]            # [G, 1, M]

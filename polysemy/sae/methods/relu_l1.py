@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ...errors import require_float_range
-from ..registry import MethodParams, register_method
+from ..registry import MethodParams, param, register_method
 from .base import per_model
 from .untied import UntiedMethod
 
@@ -16,7 +16,7 @@ from .untied import UntiedMethod
 class ReluL1Params(MethodParams):
     """l1: penalty coefficient lambda (0.03; our choice for O(1)-scale inputs)."""
 
-    l1: float = 0.03
+    l1: float = param(0.03, "L1 coefficient lambda")
 
     def validate(self) -> None:
         require_float_range("l1", self.l1, 0.0, 100.0)
@@ -25,7 +25,11 @@ class ReluL1Params(MethodParams):
 @register_method("relu-l1")
 class ReluL1(UntiedMethod):
     Params = ReluL1Params
-    encoder = "relu"
+    summary = "ReLU + L1 on acts x decoder norms (Bricken et al. 2023)"
+    color = "tab:green"
+    bench_order = 4
+    bench_axis, bench_values = "l1", (0.03, 0.1, 0.3)
+    saelens_architectures = ("standard",)
 
     def hyper(self, cfgs, d, device):
         return {"l1_G": per_model((c.method_params.l1 for c in cfgs), device)}

@@ -45,7 +45,7 @@ import torch
 from .. import sparse
 from ..activations import tied_activation
 from ..models import TiedSAE
-from ..registry import MethodParams
+from ..registry import MethodParams, param
 from ...errors import ConfigError, require, require_float_range
 from .base import Method, StepOutput, generator_for, normalise_rows_, per_model, remove_parallel_, unit_rows
 
@@ -81,10 +81,10 @@ class TiedParams(MethodParams):
                   b_pre stays at the first batch's mean (our choice; see the module docstring).
     """
 
-    a0: float = 0.01
-    smooth_width: float = 0.1
-    input_scale: str | float = "none"
-    pre_bias: str = "train"
+    a0: float = param(0.01, "initial output scale a_m (ba-theory: the fixed one)")
+    smooth_width: float = param(0.1, "width h of the smooth ReLU")
+    input_scale: str | float = param("none", "none, mean-norm or a number c: train on x / c")
+    pre_bias: str = param("train", "train, or fixed at the first batch's mean")
 
     def validate(self) -> None:
         validate_input_scale(self.input_scale)
@@ -106,8 +106,9 @@ def input_scale_from_batch(setting, x0_BD: torch.Tensor) -> float:
 
 
 class TiedMethod(Method):
-    """Base of the tied methods. Subclasses define the group/target layout and bias hooks."""
+    """Base of the tied methods. Subclasses add their state (``init_state``) and bias hooks."""
 
+    model_class = TiedSAE
     spherical = False      # project w's gradient on the sphere's tangent space (ba-theory)
     train_scale = True     # whether a gets gradients
 
@@ -117,20 +118,18 @@ class TiedMethod(Method):
     def decoder(self, params) -> str:
         return getattr(params, "decoder", "tied")
 
-    def structural(self, cfg) -> tuple:
-        return (self.activation(cfg.method_params), self.decoder(cfg.method_params))
-
-    def new_model(self, cfgs, d):
-        params = cfgs[0].method_params
-        return TiedSAE(len(cfgs), d, cfgs[0].width, activation=self.activation(params), decoder=self.decoder(params))
+    def model_structure(self, cfg) -> dict:
+        params = cfg.method_params
+        return {"activation": self.activation(params), "decoder": self.decoder(params)}
 
     def hyper(self, cfgs, d, device):
         """Per-model factor on dL/db_pre: 1 for pre_bias="train", 0 for "fixed"."""
         return {"train_pre_bias_G": per_model((float(c.method_params.pre_bias == "train") for c in cfgs), device)}
 
-    def groups_and_targets(self, params, width: int, generator: torch.Generator):
-        """(group id [M] int64, target frequency [M]) for one model; default one group, target 0."""
-        return torch.zeros(width, dtype=torch.int64), torch.zeros(width)
+    def init_state(self, model, g: int, params, generator: torch.Generator) -> None:
+        """Hook at initialisation of model g, after its rows (drawn from ``generator``): the method's
+        own state (gba: groups and targets, drawn from the same generator)."""
+        return None
 
     @torch.no_grad()
     def init_model(self, cfgs, d, x0_GBD):
@@ -144,9 +143,7 @@ class TiedMethod(Method):
             model.a_GM[g] = params.a0
             # b_pre starts at the mean of the first batch (standard trick; our choice for the tied SAE)
             model.b_pre_GD[g] = x0_GBD[g].mean(0)
-            group, target = self.groups_and_targets(params, cfg.width, gen)
-            model.group_GM[g] = group
-            model.target_GM[g] = target
+            self.init_state(model, g, params, gen)
             model.smooth_width_G[g] = getattr(params, "smooth_width", 0.1)
             c = input_scale_from_batch(getattr(params, "input_scale", "none"), x0_GBD[g])
             model.input_scale_G[g] = c
@@ -282,6 +279,24 @@ class TiedMethod(Method):
 
     def log_values(self, model, hyper=None) -> dict:
         return {"bias_mean": model.bias_GM.mean(1), "scale_mean": model.a_GM.detach().mean(1)}
+
+    def saelens_export(self, stack):
+        """W_enc = w^T, W_dec = a w (untied: a v), b_dec = b_pre, after folding the input scale c into
+        b_pre and the biases (the c = 1 form, ``TiedSAE.unscaled_copy``). JumpReLU with biases b <= 0 is
+        SAELens's jumprelu with threshold -b; ReLU is "standard" with b_enc = b; the smooth ReLU has
+        no SAELens form."""
+        s = stack.unscaled_copy()
+        W_enc, W_dec, b_dec = s.w_GMD.detach()[0].T, s.decoder_rows()[0], s.b_pre_GD.detach()[0]
+        bias = s.bias_GM[0]
+        if s.activation == "jumprelu":
+            if bool((bias > 0).any()):
+                raise ConfigError("export_saelens: a tied JumpReLU with positive biases has no SAELens form")
+            return "jumprelu", {"W_enc": W_enc, "b_enc": torch.zeros_like(bias), "W_dec": W_dec,
+                                "b_dec": b_dec, "threshold": -bias}, {}
+        if s.activation == "relu":
+            return "standard", {"W_enc": W_enc, "b_enc": bias, "W_dec": W_dec, "b_dec": b_dec}, {}
+        raise ConfigError(f"export_saelens: activation {s.activation!r} has no SAELens architecture "
+                          "(use jumprelu or relu)")
 
 
 def _active(model, u, y, dtype) -> torch.Tensor:

@@ -20,8 +20,8 @@ import torch
 
 from ...errors import require, require_float_range, require_int_range
 from .. import sparse
-from ..models import topk_acts
-from ..registry import MethodParams, register_method
+from ..models import UntiedSAE, above_threshold, topk_acts
+from ..registry import MethodParams, param, register_method
 from .base import per_model
 from .untied import Selection, UntiedMethod
 
@@ -34,10 +34,10 @@ class TopKParams(MethodParams):
     dead_after_samples: a latent silent this many samples counts as dead (100000; our choice, Gao et
     al. use 10M tokens at LLM scale)."""
 
-    k: int = 32
-    aux_k: int | None = None
-    aux_coef: float = 1.0 / 32.0
-    dead_after_samples: int = 100_000
+    k: int = param(32, "active latents per sample (batchtopk: the average over the batch)")
+    aux_k: int | None = param(None, "dead latents used by the AuxK loss", structural=True, shown="d/2")
+    aux_coef: float = param(1.0 / 32.0, "AuxK loss weight (0: off)")
+    dead_after_samples: int = param(100_000, "samples a latent must stay silent to count as dead", cli=False)
 
     def validate(self) -> None:
         require_int_range("k", self.k, 1)
@@ -56,25 +56,61 @@ class TopKParams(MethodParams):
 class BatchTopKParams(TopKParams):
     """threshold_beta: decay of the running inference threshold (0.999; our choice)."""
 
-    threshold_beta: float = 0.999
+    threshold_beta: float = param(0.999, "decay of the running inference threshold")
 
     def validate(self) -> None:
         super().validate()
         require_float_range("threshold_beta", self.threshold_beta, 0.0, 1.0, high_open=True)
 
 
+class TopKSAE(UntiedSAE):
+    """The untied SAE with TopK inference: acts = relu of the k_g largest pre-activations (buffer k_G)."""
+
+    encoder = "topk"
+
+    def __init__(self, G: int, d: int, width: int, encoder: str | None = None):
+        super().__init__(G, d, width, encoder)
+        self.register_buffer("k_G", torch.ones(G, dtype=torch.int64))
+
+    def activate(self, pre_GBM):
+        return topk_acts(pre_GBM, self.k_G)
+
+
+class BatchTopKSAE(UntiedSAE):
+    """The untied SAE with BatchTopK inference: acts = pre where pre > theta (Bussmann et al. 2024),
+    theta = threshold_G, the running estimate kept by training (-1 until the first batch)."""
+
+    encoder = "batchtopk"
+
+    def __init__(self, G: int, d: int, width: int, encoder: str | None = None):
+        super().__init__(G, d, width, encoder)
+        self.register_buffer("threshold_G", torch.full((G,), -1.0))
+
+    def activate(self, pre_GBM):
+        return above_threshold(pre_GBM, self.threshold_G.clamp(min=0.0)[:, None, None])
+
+
 @register_method("topk")
 class TopK(UntiedMethod):
     Params = TopKParams
-    encoder = "topk"
+    model_class = TopKSAE
+    summary = "TopK + AuxK (Gao et al. 2024)"
+    color = "tab:blue"
+    bench_order = 2
+    bench_axis, bench_values, bench_match_l0 = "k", (32, 64, 128), True
+    bench_tied_variant = "topk-tied"
+    saelens_architectures = ("topk",)
     has_aux_loss = True
     sparse_codes = True
 
-    def structural(self, cfg) -> tuple:
-        return (cfg.method_params.aux_k,)
-
     def init_extra(self, model, g, cfg) -> None:
         model.k_G[g] = cfg.method_params.k
+
+    def saelens_export(self, stack):
+        return "topk", self.saelens_tensors(stack), {"k": int(stack.k_G[0])}
+
+    def saelens_import(self, stack, tensors, cfg) -> None:
+        stack.k_G[0] = int(cfg["k"])
 
     def hyper(self, cfgs, d, device):
         params = [c.method_params for c in cfgs]
@@ -179,13 +215,30 @@ class TopK(UntiedMethod):
 @register_method("batchtopk")
 class BatchTopK(TopK):
     Params = BatchTopKParams
-    encoder = "batchtopk"
+    model_class = BatchTopKSAE
+    summary = "BatchTopK (Bussmann et al. 2024) + AuxK; inference by a threshold"
+    color = "tab:cyan"
+    bench_order = 3
+    bench_values = (64,)
     step_buffers = ("threshold_G",)
+
+    def init_extra(self, model, g, cfg) -> None:
+        return None          # no k buffer: the kept count is k x B over the batch (hyper["ks"])
 
     def hyper(self, cfgs, d, device):
         hyper = super().hyper(cfgs, d, device)
         hyper["beta_G"] = per_model((c.method_params.threshold_beta for c in cfgs), device)
         return hyper
+
+    def saelens_export(self, stack):
+        """SAELens's jumprelu with every threshold at the inference threshold theta."""
+        base = self.saelens_tensors(stack)
+        theta = float(stack.threshold_G[0].clamp(min=0.0))
+        return "jumprelu", {**base, "threshold": torch.full_like(base["b_enc"], theta)}, {}
+
+    def bench_params(self, params: dict, steps: int) -> dict:
+        """threshold_beta for a run of ``steps`` steps unless given (:func:`threshold_beta_for`)."""
+        return params if "threshold_beta" in params else {**params, "threshold_beta": threshold_beta_for(steps)}
 
     def static_choice(self, hyper, width, device=None):
         """As topk's, but off the CPU in "auto" mode the dense path: the kept set's size varies (ties,
@@ -218,6 +271,14 @@ class BatchTopK(TopK):
         values = pre.view(-1)[pairs.flat]            # kept values are > 0: acts = pre there
         return Selection(pairs, values, pairs.latent_count(), self.static_choice(hyper, model.width, pre.device),
                          extras={"threshold": model.threshold_G.clone()})
+
+
+def threshold_beta_for(steps: int) -> float:
+    """BatchTopK's threshold EMA decay for a run of ``steps`` (ours): the largest beta <= 0.999 whose
+    first batch keeps a weight beta^steps <= 1e-3, i.e. beta = min(0.999, 1e-3^(1/steps)). The
+    threshold then averages the last ~steps/7 batches instead of remembering the first ones (with
+    0.999 over 800 steps the first batch keeps 45% of the weight and k=32 fired 20 per token)."""
+    return float(min(0.999, 1e-3 ** (1.0 / max(int(steps), 1))))
 
 
 def _kth_largest(values_GN: torch.Tensor, k_G: list) -> torch.Tensor:

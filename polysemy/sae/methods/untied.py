@@ -52,11 +52,8 @@ class Selection:
 
 
 class UntiedMethod(Method):
-    encoder = "relu"
+    model_class = UntiedSAE
     has_aux_loss = False
-
-    def new_model(self, cfgs, d):
-        return UntiedSAE(len(cfgs), d, cfgs[0].width, encoder=self.encoder)
 
     @torch.no_grad()
     def init_model(self, cfgs, d, x0_GBD):
@@ -124,14 +121,12 @@ class UntiedMethod(Method):
 
     def _dense_step(self, model: UntiedSAE, x_GBD, hyper, step) -> StepOutput:
         """Dense [B, M] products and autograd: the reference path (and the fallback above break-even)."""
-        B = x_GBD.shape[1]
         params = model.trainable()
         with torch.enable_grad():
             pre = model.pre_activations(x_GBD)
             acts, penalty, extras = self.train_acts(model, pre, hyper, step)
-            x_hat = torch.baddbmm(model.b_dec_GD[:, None, :], acts, model.W_dec_GMD)
-            mse = 0.5 * (x_hat - x_GBD).square().sum((1, 2)) / B
-            loss = mse if penalty is None else mse + penalty
+            x_hat, mse, recon = self.reconstruction(model, x_GBD, acts, hyper)
+            loss = recon if penalty is None else recon + penalty
             aux = self.aux_loss(model, pre, x_GBD, x_hat, hyper, step)
             if aux is not None:
                 loss = loss + aux
@@ -143,6 +138,14 @@ class UntiedMethod(Method):
         remove_parallel_(grads[i], model.W_dec_GMD.detach())
         fired = torch.gt(acts.detach(), 0.0, out=torch.empty_like(acts)).sum(1)   # float mask, no bool copy
         return StepOutput(loss_G=loss.detach(), mse_G=mse.detach(), grads=grads, fired_GM=fired, extras=extras)
+
+    def reconstruction(self, model: UntiedSAE, x_GBD, acts, hyper):
+        """(x_hat, mse, reconstruction loss) of the dense step, differentiable: the hook that sees the
+        input, the codes and the decoder. Here the loss is the mse, 1/(2B) sum_b ||x_hat_b - x_b||^2
+        (matryoshka-batchtopk adds its nested prefixes)."""
+        x_hat = torch.baddbmm(model.b_dec_GD[:, None, :], acts, model.W_dec_GMD)
+        mse = 0.5 * (x_hat - x_GBD).square().sum((1, 2)) / x_GBD.shape[1]
+        return x_hat, mse, mse
 
     def _sparse_step(self, model: UntiedSAE, x_GBD, pre, sel: "Selection", hyper, step) -> StepOutput:
         """The step over the active pairs only (module docstring, "Sparse step")."""
@@ -201,3 +204,13 @@ class UntiedMethod(Method):
 
     def after_update(self, model, hyper) -> None:
         normalise_rows_(model.W_dec_GMD.data)
+
+    # -- SAELens: the untied layout is SAELens's own ------------------------------------------------
+    def saelens_tensors(self, stack) -> dict:
+        """W_enc, b_enc, W_dec, b_dec of model 0 (ours: pre = (x - b_dec) W_enc + b_enc, SAELens's with
+        apply_b_dec_to_input)."""
+        return {"W_enc": stack.W_enc_GDM.detach()[0], "b_enc": stack.b_enc_GM.detach()[0],
+                "W_dec": stack.W_dec_GMD.detach()[0], "b_dec": stack.b_dec_GD.detach()[0]}
+
+    def saelens_export(self, stack):
+        return "standard", self.saelens_tensors(stack), {}

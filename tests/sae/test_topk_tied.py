@@ -2,7 +2,7 @@
 
 import torch
 
-from polysemy.llm.arms import TIED_TOPK, TiedTopKSAE
+from polysemy.sae.methods.topk_tied import TIED_TOPK, TiedTopKSAE
 from polysemy.sae import TrainConfig, list_methods, train
 
 
@@ -30,3 +30,20 @@ def test_tied_topk_encodes_with_the_decoder_transpose():
     # it learns: far better than the mean
     nmse = float(((result.model(x) - x) ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
     assert nmse < 0.6
+
+
+def test_tied_topk_checkpoint_and_saelens_export_use_the_tied_encoder(tmp_path):
+    """Saved and loaded as its own class; exported with W_enc = W_dec^T (the untrained W_enc is never read)."""
+    from polysemy.sae.checkpoint import export_saelens, import_saelens, load_checkpoint, save_checkpoint
+
+    gen = torch.Generator().manual_seed(0)
+    V = torch.nn.functional.normalize(torch.randn(24, 8, generator=gen), dim=1)
+    result = train(TrainConfig(method=TIED_TOPK, width=24, steps=20, batch_size=64, params={"k": 3}),
+                   _data(V), d=8, progress=False)
+    x = next(_data(V, seed=2))
+    save_checkpoint(result, tmp_path / "ck")
+    back = load_checkpoint(tmp_path / "ck").model
+    assert isinstance(back.stack, TiedTopKSAE) and torch.equal(back.encode(x), result.model.encode(x))
+    export_saelens(result.model, tmp_path / "sl")
+    imported = import_saelens(tmp_path / "sl")
+    torch.testing.assert_close(imported.encode(x), result.model.encode(x), rtol=1e-6, atol=1e-6)
