@@ -275,6 +275,7 @@ class LLMBenchConfig(Config):
                 axis = get_method(method).bench_axis
                 if axis in get_method(method).Params.field_names():
                     for v in self.sweep_for(method):
+                        v = get_method(method).axis_value(v)
                         check(method, {axis: v}, f"sweeps[{method!r}] ({axis}={v:g})")
             for name, label, method, params, arm in self.settings() + self.matched_settings(1):
                 swept = label and arm in ("main", "gba-frontier")

@@ -110,15 +110,17 @@ def config_from_args(args):
 
 
 def _sweep_options(items: list[str]) -> dict:
-    """--sweep METHOD=V,V,..: {method: values} (numbers; the method's Params type them)."""
+    """--sweep METHOD=V,V,..: {method: values} (typed as the method's bench axis)."""
     from ..errors import ConfigError
+    from ..sae.registry import get_method
 
     out = {}
     for item in items:
         method, sep, values = item.partition("=")
         if not sep:
             raise ConfigError(f"--sweep must be METHOD=V,V,.. (e.g. topk=16,64), got {item!r}")
-        out[method.strip()] = _split(values, float)
+        method = get_method(method.strip())
+        out[method.name] = _split(values, method.axis_type())
     return out
 
 

@@ -126,9 +126,18 @@ class Method:
         params = bench.params_for(self.name)
         if self.bench_axis is None:
             return [(self.name, "", self.name, params, "main")]
-        kind = cli_parser(self.Params.hints()[self.bench_axis])     # int or float
-        return [(self.name, f"{self.bench_axis}={kind(v):g}", self.name, {**params, self.bench_axis: kind(v)},
-                 "main") for v in bench.sweep_for(self.name)]
+        values = [self.axis_value(v) for v in bench.sweep_for(self.name)]
+        return [(self.name, f"{self.bench_axis}={v:g}", self.name, {**params, self.bench_axis: v}, "main")
+                for v in values]
+
+    def axis_type(self):
+        """The type of ``bench_axis``'s values: the parameter's (int for k), else float."""
+        hint = self.Params.hints().get(self.bench_axis)
+        return float if hint is None else cli_parser(hint)
+
+    def axis_value(self, value):
+        """``value`` as ``bench_axis`` takes it."""
+        return self.axis_type()(value)
 
     def bench_matched(self, bench, k: int, label: str) -> list[tuple]:
         """llm-bench rows at k = GBA's measured L0 (``bench_match_l0``)."""
