@@ -162,3 +162,19 @@ def test_the_architecture_arm_takes_the_other_decoder():
     names = lambda cfg: [(n, p.get("decoder")) for n, _, m, p, arm in cfg.settings() if arm == "architecture"]  # noqa: E731
     assert names(LLMBenchConfig.quick()) == [("gba-tied", "tied")]
     assert names(LLMBenchConfig.quick(gba_params={"decoder": "tied"})) == [("gba-untied", "untied")]
+
+
+def test_matryoshka_batchtopk_runs_in_llm_bench(tiny_model_dir, tmp_path, capsys):
+    """A method added as one file (polysemy/sae/methods/matryoshka_batchtopk.py) runs here on request,
+    with its plan from the registry: its k axis (--sweep) and the row at GBA's L0."""
+    argv = tiny_argv(tiny_model_dir, tmp_path, "--methods", "gba,matryoshka-batchtopk", "--sweep",
+                     "matryoshka-batchtopk=4", "--no-tied-arms", "--gba-scales", "", "--seeds", "1",
+                     "--lr-sweep", "", "--snippet-features", "0")
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["methods"]
+    k = next(r for r in rows if r["method"] == "gba")["l0"]
+    assert [(r["method"], r["setting"], r["arm"]) for r in rows] == [
+        ("gba", "", "main"), ("matryoshka-batchtopk", "k=4", "main"),
+        ("matryoshka-batchtopk", f"k={round(k)} (L0 of gba)", "l0-matched")]
+    for r in rows[1:]:
+        assert r["params"]["threshold_beta"] < 0.999 and r["nmse"] < 1.0   # batchtopk's bench decay; it fits
