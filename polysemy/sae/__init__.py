@@ -6,7 +6,8 @@
     result.model.W_dec, result.model.encode(x), result.history
 
 Methods: gba, ba, ba-theory (the paper's tied SAE with bias adaptation), topk, batchtopk, relu-l1,
-jumprelu (untied baselines). See docs/sae.md.
+jumprelu (untied baselines), ...: every module of ``polysemy/sae/methods`` registers one (or a family);
+``list_methods()`` names them all. See docs/sae.md.
 """
 
 from .config import TrainConfig
