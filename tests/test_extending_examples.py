@@ -3,7 +3,7 @@
 Every ```python block of the page is preceded by ``<!-- example: NAME -->`` (run here) or
 ``<!-- not run -->`` (an edit to the package itself). The blocks of one NAME run in order, in one fresh
 namespace; their ``assert`` lines are the checks. What an example registers (world kinds, a sweep, a
-figure) is removed afterwards, so that no other test sees it.
+figure, a method) is removed afterwards, so that no other test sees it.
 """
 
 import re
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
-EXAMPLES = ("support", "dictionary", "metric", "callback", "spec", "figure")
+EXAMPLES = ("support", "dictionary", "metric", "callback", "spec", "figure", "method")
 MARKER = re.compile(r"<!-- (example: (?P<name>[\w-]+)|not run) -->\n```python\n(?P<code>.*?)```", re.S)
 
 
@@ -36,13 +36,14 @@ def test_every_python_block_of_the_page_is_marked_and_every_example_is_there():
 
 @pytest.fixture
 def clean_registries():
-    """Undo what an example registers: world kinds, sweeps, figures."""
+    """Undo what an example registers: world kinds, sweeps, figures, methods."""
     from polysemy.experiments.figures import FIGURES
     from polysemy.experiments.sweeps import SWEEPS
+    from polysemy.sae import registry
     from polysemy.simulate.registry import DICTIONARIES, SUPPORTS
 
     before = {id(reg): set(reg.names()) for reg in (SUPPORTS, DICTIONARIES)}
-    sweeps, figures = set(SWEEPS), set(FIGURES)
+    sweeps, figures, methods = set(SWEEPS), set(FIGURES), registry.list_methods()
     try:
         yield
     finally:
@@ -56,6 +57,9 @@ def clean_registries():
             del SWEEPS[name]
         for name in set(FIGURES) - figures:
             del FIGURES[name]
+        for name in set(registry.list_methods()) - set(methods):
+            registry.unregister_method(name)
+        assert registry.list_methods() == methods
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -77,10 +81,12 @@ def test_the_example_runs(name, clean_registries, tmp_path, monkeypatch):
 
 def test_the_examples_leave_the_registries_as_they_were():
     from polysemy.experiments.figures import FIGURES
+    from polysemy.sae.registry import list_methods, method_knobs
     from polysemy.simulate import WorldConfig
     from polysemy.simulate.registry import DICTIONARIES, SUPPORTS, param_table
 
     assert "blocks" not in SUPPORTS and "clustered" not in DICTIONARIES and "width-tiny" not in FIGURES
+    assert "trec" not in list_methods() and "trec-theta" not in method_knobs()
     assert "block_size" not in param_table() and WorldConfig().config_hash() == "7bca21a20549bc22"
 
 

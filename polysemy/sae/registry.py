@@ -107,6 +107,16 @@ def register_method(name: str):
     return wrap
 
 
+def unregister_method(name: str) -> None:
+    """Remove a registered method (tests and the docs' examples register one and take it out again).
+    An unknown name raises ConfigError."""
+    _ensure_loaded()
+    if name not in _METHODS:
+        raise ConfigError(f"method {name!r} is not registered")
+    del _METHODS[name]
+    _knobs.cache_clear()      # a later method of the same name gets its own flags
+
+
 def _ensure_loaded() -> None:
     from . import methods  # noqa: F401  (importing registers the built-in methods)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from polysemy.cli import build_parser, main
+from polysemy.errors import ConfigError
 from polysemy.sae import TrainConfig, get_method, list_methods
 from polysemy.sae import registry
 from polysemy.sae.methods.topk import TopK, TopKParams
@@ -120,3 +121,29 @@ def test_a_new_method_reaches_every_list_without_another_edit(monkeypatch, capsy
     for command in ("train", "llm-bench", "peers", "sweep"):
         assert "toy-method" in helps[command], command
     assert Toy.declared("bench_order") is None and Toy.declared("color") is None   # opt-in, black
+
+
+def test_unregister_method_takes_a_method_and_its_flags_out_again():
+    """``registry.unregister_method`` (used by tests/test_extending_examples.py): the list and the
+    generated flags are as before, and the name can be registered again with other knobs."""
+    before, knobs = list_methods(), set(method_knobs())
+
+    @register_method("toy-gone")
+    class Gone(TopK):
+        Params = _ToyParams
+
+    assert "toy-gone" in list_methods() and "toy-knob" in method_knobs()
+    registry.unregister_method("toy-gone")
+    assert list_methods() == before and set(method_knobs()) == knobs
+    with pytest.raises(ConfigError, match="'toy-gone' is not registered"):
+        registry.unregister_method("toy-gone")
+
+    @register_method("toy-gone")
+    class Again(TopK):
+        Params = TopKParams
+
+    try:
+        assert "toy-gone" in method_knobs()["k"].methods and "toy-knob" not in method_knobs()
+    finally:
+        registry.unregister_method("toy-gone")
+    assert list_methods() == before
