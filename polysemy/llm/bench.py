@@ -22,14 +22,29 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..configs import Config
-from ..errors import require, require_float_range, require_int_range
+from ..errors import ConfigError, require, require_float_range, require_int_range
+from ..experiments.runner import run_sweep
+from ..experiments.spec import Unit, unit_id_for
+from ..experiments.store import ResultStore, check_store_dir, flatten_row
+from ..io import to_jsonable, write_json_atomic, write_text_atomic
+from ..sae import TrainConfig, train, train_stacked
+from ..sae.checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
+from ..sae.methods.topk import threshold_beta_for
 from ..sae.registry import bench_methods, get_method, list_methods
-from .evaluate import consistency, evaluate_sae, random_consistency
+from .evaluate import consistency, evaluate_sae, group_frequencies, random_consistency
+from .extract import extract_activations
+from .figures import figures_from_report
+from .model import check_device, load_model
 from .normalize import NormalizeConfig
+from .preflight import preflight
 from .sites import DTYPES, SITES
+from .snippets import choose_features, snippets_page
+from .splice import CEEvaluator
+from .text import EXTRA_SOURCES, token_contexts
 
 ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
 
@@ -42,8 +57,6 @@ ALIASES = {"topk_ks": ("sweeps", "topk"), "batchtopk_k": ("sweeps", "batchtopk")
 
 def batchtopk_beta(steps: int) -> float:
     """BatchTopK's threshold EMA decay for a run of ``steps`` (``methods.topk.threshold_beta_for``)."""
-    from ..sae.methods.topk import threshold_beta_for
-
     return threshold_beta_for(steps)
 
 
@@ -195,8 +208,6 @@ class LLMBenchConfig(Config):
         return cls._preset(base, overrides)
 
     def validate(self) -> None:
-        from .text import EXTRA_SOURCES
-
         require_int_range("layer", self.layer, 1)
         require(self.site in SITES, f"site must be one of {list(SITES)}, got {self.site!r}")
         require(self.device == "cpu" or str(self.device).startswith("cuda"),
@@ -260,9 +271,6 @@ class LLMBenchConfig(Config):
         require(self.stack_seeds in (None, True, False), f"stack_seeds must be true, false or null, got {self.stack_seeds!r}")
         # every setting's method parameters, so a bad --gba-htf or k > width fails here, before the model
         # loads; the message names where the value came from
-        from ..errors import ConfigError
-        from ..sae import TrainConfig
-
         def check(method: str, params: dict, where: str) -> None:
             try:
                 TrainConfig(method=method, width=self.width, steps=1, batch_size=self.batch_size, params=params)
@@ -348,23 +356,218 @@ ROW_KEYS = ("nmse", "explained_variance", "explained_variance_raw", "l0", "l0_ov
             "dead_fraction", "ce_sae", "ce_recovered", "delta_ce", "kl", "kl_score", "seconds", "samples_per_second")
 
 
-def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results."""
-    from ..sae import TrainConfig, train, train_stacked
-    from .evaluate import group_frequencies
-    from .extract import extract_activations
-    from .figures import figures_from_report
-    from .model import check_device, load_model
-    from ..io import to_jsonable, write_json_atomic, write_text_atomic
-    from .snippets import choose_features, snippets_page
-    from .splice import CEEvaluator
-    from .text import token_contexts
+# -- the experiment store: one unit per trained SAE (setting, seed), per lr trial, per CE splice -------------
+SAE_UNIT = "llm-sae"          # one trained SAE: its checkpoint beside its row (per-seed held-out metrics)
+LR_UNIT = "llm-lr-trial"      # one run of the lr sweep: its held-out nmse
+CE_UNIT = "llm-ce"            # one trained SAE spliced into the model: CE, Delta CE, KL
+STORE_DIR = "saes"            # <out>/saes: the result store (cells/<id>.json) and checkpoints/<id>/
+CHECKPOINTS = "checkpoints"
+FIRING = "firing_frequency.json"   # beside each checkpoint: the held-out firing frequency per latent
 
-    from .preflight import preflight
 
+@dataclasses.dataclass(frozen=True)
+class LLMUnit(Unit):
+    """A :class:`~polysemy.experiments.spec.Unit` of the LLM bench; units sharing a non-empty ``group``
+    run together (the seeds of a setting when they train stacked; the CE splices, which share the clean
+    and zero-ablated passes), others alone."""
+
+    group: str = ""
+
+    @classmethod
+    def of(cls, kind: str, key: dict, group: str = "") -> "LLMUnit":
+        unit = Unit.make(kind, key)
+        return cls(unit.cell_id, unit.kind, unit.key, group)
+
+    @property
+    def shape_key(self) -> tuple:
+        return ("llm-bench", self.kind, self.group) if self.group else ("unit", self.cell_id)
+
+
+@dataclasses.dataclass
+class LLMBenchSpec:
+    """One phase of ``polysemy llm-bench`` as an experiment spec for the runner (``runner`` module
+    docstring): its ``units`` run in this process (``in_process``) through ``bench.evaluate``, which holds
+    the loaded model and the activation stores. A unit's key holds everything its result depends on (the
+    data settings, the full training config; for a CE unit, the trained SAE's id), so the store of an
+    interrupted run resumes it and a changed setting trains anew. ``frame(rows)``: one row per trained SAE."""
+
+    bench: "_Bench"
+    units: list
+    name = "llm-bench"
+    in_process = True
+
+    def expand(self) -> list:
+        return list(self.units)
+
+    def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
+        return self.bench.evaluate
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps({"experiment": self.name, "config": self.bench.cfg.to_dict(),
+                           "data": self.bench.data_key}, indent=indent, sort_keys=True)
+
+    def frame(self, rows: list[dict]) -> pd.DataFrame:
+        return pd.DataFrame([flatten_row(r) for r in rows if r.get("kind") == SAE_UNIT])
+
+
+class _Bench:
+    """The live state the units are evaluated with: the model, the stores, the training recipe."""
+
+    def __init__(self, cfg: LLMBenchConfig, lm, train_store, x_eval, ce_contexts, steps: int, data_key: dict,
+                 root: Path, progress: bool):
+        self.cfg, self.lm, self.train_store, self.x_eval = cfg, lm, train_store, x_eval
+        self.normalizer = train_store.normalizer
+        self.ce_contexts, self.steps, self.data_key, self.progress = ce_contexts, steps, data_key, progress
+        self.store = ResultStore(root)
+        self.stack = cfg.device.startswith("cuda") if cfg.stack_seeds is None else cfg.stack_seeds
+        T = cfg.context_length
+        self.buffer_shards = max(1, -(-cfg.shuffle_tokens // (cfg.contexts_per_shard * (T - 1))))
+        self.train_configs: dict[str, TrainConfig] = {}   # cell id -> the unit's training config
+        self.sae_of_ce: dict[str, str] = {}               # CE unit id -> its SAE unit id
+        self.ce_evaluator: CEEvaluator | None = None
+        self.reused = {SAE_UNIT: [0, 0], LR_UNIT: [0, 0], CE_UNIT: [0, 0]}   # kind -> [reused, units]
+        self.computed: set[str] = set()                   # ids of the units computed by this process
+        self.seen: set[str] = set()                       # ids of the units run (for the counts)
+
+    # -- units ---------------------------------------------------------------------------------------------
+    def train_config(self, method: str, params: dict, seed: int, lr, n_steps: int) -> TrainConfig:
+        cfg = self.cfg
+        params = get_method(method).bench_params(dict(params), n_steps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the buffer-size advisory, once per config otherwise
+            return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,
+                               seed=seed, params=params, log_every=max(1, n_steps // 10))
+
+    def training_unit(self, kind: str, tcfg: TrainConfig, group: str = "") -> LLMUnit:
+        unit = LLMUnit.of(kind, {"data": self.data_key, "train": tcfg.to_dict()}, group)
+        self.train_configs[unit.cell_id] = tcfg
+        return unit
+
+    def sae_units(self, tcfgs: list[TrainConfig]) -> list[LLMUnit]:
+        """The seeds of one setting; stacked training groups them (``train_stacked``)."""
+        group = ""
+        if self.stack and len(tcfgs) > 1:
+            group = unit_id_for("setting", to_jsonable({**tcfgs[0].to_dict(), "seed": None}))
+        return [self.training_unit(SAE_UNIT, t, group) for t in tcfgs]
+
+    def ce_unit(self, sae_id: str) -> LLMUnit:
+        unit = LLMUnit.of(CE_UNIT, {"data": self.data_key, "sae": sae_id,
+                                    "batch_contexts": self.ce_batch_contexts}, "ce")
+        self.sae_of_ce[unit.cell_id] = sae_id
+        return unit
+
+    @property
+    def ce_batch_contexts(self) -> int:
+        return max(1, min(self.cfg.batch_contexts, 8))
+
+    def checkpoint(self, cell_id: str) -> Path:
+        return self.store.root / CHECKPOINTS / cell_id
+
+    # -- running them --------------------------------------------------------------------------------------
+    def run(self, units: list[LLMUnit]) -> dict[str, dict]:
+        """Run ``units`` into the store (those already there are kept); {cell id: stored row}."""
+        ids = list(dict.fromkeys(u.cell_id for u in units))
+        for unit in units:   # a row whose checkpoint is gone or damaged: that SAE is trained again
+            if unit.kind == SAE_UNIT and self.store.has(unit.cell_id) and not is_checkpoint(self.checkpoint(unit.cell_id)):
+                _log(f"warning: the checkpoint of unit {unit.cell_id} in {self.store.root} is missing or "
+                     "damaged; training it again")
+                self.store.cell_path(unit.cell_id).unlink()
+        run_sweep(LLMBenchSpec(self, units), self.store.root, progress=self.progress)
+        for unit in {u.cell_id: u for u in units if u.cell_id not in self.seen}.values():
+            self.seen.add(unit.cell_id)   # each unit counted once: reused = found done, not computed here
+            self.reused[unit.kind][1] += 1
+            self.reused[unit.kind][0] += unit.cell_id not in self.computed
+        return {row["cell_id"]: row for row in self.store.rows(ids)}
+
+    def evaluate(self, units: list[LLMUnit]) -> list[dict]:
+        """The runner's evaluator: every unit of a group is of one kind."""
+        self.computed.update(u.cell_id for u in units)
+        kind = units[0].kind
+        if kind == LR_UNIT:
+            return [self._lr_trial(u) for u in units]
+        if kind == SAE_UNIT:
+            return self._train(units)
+        return self._splice(units)
+
+    def _stream(self, seed: int):
+        return self.train_store.stream(self.cfg.batch_size, seed=seed, device=self.cfg.device,
+                                       buffer_shards=self.buffer_shards)
+
+    def _fit(self, tcfg: TrainConfig):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
+            return train(tcfg, self._stream(tcfg.seed), d=self.lm.d_model, progress=self.progress)
+
+    def _lr_trial(self, unit: LLMUnit) -> dict:
+        result = self._fit(self.train_configs[unit.cell_id])
+        x_small = self.x_eval[:LR_SWEEP_EVAL_TOKENS]
+        return {"nmse": evaluate_sae(result.model, x_small)["nmse"], "eval_tokens": int(x_small.shape[0])}
+
+    def _train(self, units: list[LLMUnit]) -> list[dict]:
+        """Every seed of a setting: one stacked model (seconds split evenly) or one after another; each
+        trained SAE is saved (atomically) before its row is returned, so a stored row has its model."""
+        tcfgs = [self.train_configs[u.cell_id] for u in units]
+        if not self.stack or len(tcfgs) == 1:
+            results = [self._fit(t) for t in tcfgs]
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                results = train_stacked(tcfgs, [self._stream(t.seed) for t in tcfgs], d=self.lm.d_model,
+                                        progress=self.progress)
+            results = [dataclasses.replace(r, seconds=r.seconds / len(tcfgs)) for r in results]
+        out = []
+        for unit, tcfg, result in zip(units, tcfgs, results):
+            metrics = evaluate_sae(result.model, self.x_eval, normalizer=self.normalizer)
+            firing = metrics.pop("firing_frequency")
+            save_checkpoint(result.model, self.checkpoint(unit.cell_id), extra_json={FIRING: firing.tolist()})
+            out.append({"method": tcfg.method, "seed": tcfg.seed, "lr": tcfg.lr, "metrics": metrics,
+                        "seconds": result.seconds, "samples": result.samples,
+                        "checkpoint": f"{CHECKPOINTS}/{unit.cell_id}"})
+        return out
+
+    def _splice(self, units: list[LLMUnit]) -> list[dict]:
+        models = [self.load(self.sae_of_ce[u.cell_id])[0] for u in units]
+        results = self.ce().evaluate_many(models)
+        return [{"ce": r} for r in results]
+
+    def ce(self) -> CEEvaluator:
+        """The CE evaluator (its clean and zero-ablated passes), built once, when first needed."""
+        if self.ce_evaluator is None:
+            self.ce_evaluator = CEEvaluator(self.lm.model, self.ce_contexts, self.cfg.layer, self.cfg.site,
+                                            self.normalizer, self.cfg.dtype, batch_contexts=self.ce_batch_contexts)
+        return self.ce_evaluator
+
+    def load(self, cell_id: str):
+        """A trained SAE from the store: (model, held-out firing frequency per latent)."""
+        path = self.checkpoint(cell_id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # the training config's advisories, said when it trained
+            model = load_checkpoint(path, device=self.cfg.device).model
+        try:
+            firing = np.asarray(json.loads((path / FIRING).read_text(encoding="utf-8")), dtype=np.float64)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{str(path / FIRING)!r} is missing or damaged ({type(exc).__name__}); delete "
+                              f"{str(self.store.cell_path(cell_id))!r} to train that SAE again") from None
+        return model, firing
+
+
+LR_SWEEP_EVAL_TOKENS = 8192   # held-out tokens an lr trial is scored on
+
+
+def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = True, *,
+                  return_frame: bool = False):
+    """Run the benchmark, write figures / snippets / results.json into ``out_dir``, return the results
+    (with ``return_frame``: (results, DataFrame of the per-seed rows, one per trained SAE)).
+
+    Every trained SAE, lr trial and CE splice is a unit of the result store ``out_dir/saes``
+    (:class:`LLMBenchSpec`): a trained SAE's checkpoint is saved beside its row, so rerunning an
+    interrupted run with the same ``out_dir`` and settings loads the finished units instead of training
+    them again (said on stderr); the aggregates (consistency, snippets, figures, results.json) always
+    read the models back from the store."""
     started = time.perf_counter()
     out = Path(out_dir)
     texts = preflight(cfg, out)   # --out, --device, --text, --model and --layer, before anything is written
+    check_store_dir("--out", out / STORE_DIR, "the LLM bench's store of trained SAEs")
     out.mkdir(parents=True, exist_ok=True)
     check_device(cfg.device)
     if cfg.device.startswith("cuda"):
@@ -382,7 +585,8 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     n_eval = -(-cfg.eval_tokens // (T - 1))
     n_ce = -(-cfg.ce_tokens // (T - 1))
     contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + n_ce, seed=cfg.text_seed)
-    stores = out / "stores" / _store_key(cfg, lm.name)
+    store_key = _store_key(cfg, lm.name)
+    stores = out / "stores" / store_key
     common = dict(layer=cfg.layer, site=cfg.site, dtype=cfg.dtype, contexts_per_shard=cfg.contexts_per_shard,
                   batch_contexts=cfg.batch_contexts, progress=progress, store_dtype=cfg.store_dtype)
     t0 = time.perf_counter()
@@ -399,113 +603,125 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
          f"{train_store.meta['n_sink_tokens']} sink tokens) in {extract_seconds:.1f} s; {steps} steps of "
          f"{cfg.batch_size} = {steps * cfg.batch_size / max(n_kept, 1):.2f} epochs")
 
-    def train_config(method: str, params: dict, seed: int, lr, n_steps: int) -> TrainConfig:
-        params = get_method(method).bench_params(dict(params), n_steps)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # the buffer-size advisory, once per config otherwise
-            return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,
-                               seed=seed, params=params, log_every=max(1, n_steps // 10))
-
-    buffer_shards = max(1, -(-cfg.shuffle_tokens // (cfg.contexts_per_shard * (T - 1))))
-    stack = cfg.device.startswith("cuda") if cfg.stack_seeds is None else cfg.stack_seeds
-
-    def stream(seed: int):
-        return train_store.stream(cfg.batch_size, seed=seed, device=cfg.device, buffer_shards=buffer_shards)
-
-    def fit(tcfg: TrainConfig):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
-            return train(tcfg, stream(tcfg.seed), d=lm.d_model, progress=progress)
-
-    def fit_all(tcfgs: list[TrainConfig]) -> list:
-        """Every seed of a setting: one stacked model (seconds split evenly) or one after another."""
-        if not stack or len(tcfgs) == 1:
-            return [fit(t) for t in tcfgs]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            results = train_stacked(tcfgs, [stream(t.seed) for t in tcfgs], d=lm.d_model, progress=progress)
-        return [dataclasses.replace(r, seconds=r.seconds / len(tcfgs)) for r in results]
+    # what every unit's result depends on besides its training config: the activations (the store key),
+    # how the stream is cut and shuffled, and where it trains
+    data_key = {"activations": store_key, "model": lm.name, "contexts_per_shard": cfg.contexts_per_shard,
+                "batch_contexts": cfg.batch_contexts, "shuffle_tokens": cfg.shuffle_tokens, "device": cfg.device}
+    bench = _Bench(cfg, lm, train_store, x_eval, contexts[n_train + n_eval:], steps, data_key, out / STORE_DIR,
+                   progress)
 
     # -- learning rates: fixed, per method, or from a short sweep (seed 0, held-out nmse) ---------------
     lr_sweep: dict[str, dict] = {}
     chosen_lr: dict[str, float | None] = {}
 
-    def lr_for(method: str, params: dict):
-        if method in chosen_lr:
-            return chosen_lr[method]
-        base = cfg.lrs.get(method, cfg.lr)
-        if not cfg.lr_sweep or method in cfg.lrs:
-            chosen_lr[method] = base
-            return base
-        base = train_config(method, params, 0, base, 1).lr   # the method's default when base is None
-        sweep_steps = max(1, int(round(cfg.lr_sweep_fraction * steps)))
-        tried = {}
-        x_small = x_eval[:8192]
-        for mult in cfg.lr_sweep:
-            lr = float(base * mult)
-            result = fit(train_config(method, params, 0, lr, sweep_steps))
-            tried[f"{lr:.3g}"] = evaluate_sae(result.model, x_small)["nmse"]
-        best = min(tried, key=lambda key: tried[key] if np.isfinite(tried[key]) else np.inf)
-        chosen_lr[method] = float(best)
-        lr_sweep[method] = {"steps": sweep_steps, "tokens": sweep_steps * cfg.batch_size,
-                            "nmse_by_lr": tried, "chosen": float(best), "eval_tokens": int(x_small.shape[0])}
-        _log(f"lr sweep {method}: {tried} -> {best}")
-        return chosen_lr[method]
+    def choose_lrs(plan: list) -> None:
+        """The lr of every method of ``plan`` not chosen yet (its first setting's params), its sweep's
+        trials run as units."""
+        trials = {}
+        for _, _, method, params, _ in plan:
+            if method in chosen_lr or method in trials:
+                continue
+            base = cfg.lrs.get(method, cfg.lr)
+            if not cfg.lr_sweep or method in cfg.lrs:
+                chosen_lr[method] = base
+                continue
+            base = bench.train_config(method, params, 0, base, 1).lr   # the method's default when base is None
+            sweep_steps = max(1, int(round(cfg.lr_sweep_fraction * steps)))
+            trials[method] = (sweep_steps, [
+                (float(base * mult), bench.training_unit(
+                    LR_UNIT, bench.train_config(method, params, 0, float(base * mult), sweep_steps)))
+                for mult in cfg.lr_sweep])
+        stored = bench.run([u for _, units in trials.values() for _, u in units])
+        for method, (sweep_steps, units) in trials.items():
+            tried = {f"{lr:.3g}": _finite(stored[u.cell_id]["nmse"]) for lr, u in units}
+            best = min(tried, key=lambda key: tried[key] if np.isfinite(tried[key]) else np.inf)
+            chosen_lr[method] = float(best)
+            eval_tokens = stored[units[0][1].cell_id]["eval_tokens"]
+            lr_sweep[method] = {"steps": sweep_steps, "tokens": sweep_steps * cfg.batch_size,
+                                "nmse_by_lr": tried, "chosen": float(best), "eval_tokens": eval_tokens}
+            _log(f"lr sweep {method}: {tried} -> {best}")
 
-    runs: dict[tuple[str, str], list] = {}
+    # -- every setting's seeds, one unit per trained SAE -------------------------------------------------
+    runs: dict[tuple[str, str], list] = {}    # (name, label) -> [(unit, stored row)] by seed
     arms_of: dict[tuple[str, str], str] = {}
 
-    def run_setting(name: str, label: str, method: str, params: dict, arm: str) -> None:
-        n_seeds = cfg.seeds_for(arm, name)
-        lr = lr_for(method, params)
-        tcfgs = [train_config(method, params, seed, lr, steps) for seed in range(n_seeds)]
-        _log(f"{name} {label} [{arm}] seeds 0..{n_seeds - 1} (lr {tcfgs[0].lr:g})"
-             + (" stacked" if stack and n_seeds > 1 else ""))
-        for tcfg, result in zip(tcfgs, fit_all(tcfgs)):
-            metrics = evaluate_sae(result.model, x_eval, normalizer=normalizer)
-            runs.setdefault((name, label), []).append((tcfg, result, metrics))
+    def train_settings(plan: list) -> None:
+        choose_lrs(plan)
+        units_of = {}
+        for name, label, method, params, arm in plan:
+            n_seeds = cfg.seeds_for(arm, name)
+            lr = chosen_lr[method]
+            tcfgs = [bench.train_config(method, params, seed, lr, steps) for seed in range(n_seeds)]
+            _log(f"{name} {label} [{arm}] seeds 0..{n_seeds - 1} (lr {tcfgs[0].lr:g})"
+                 + (" stacked" if bench.stack and n_seeds > 1 else ""))
+            units_of[(name, label)] = bench.sae_units(tcfgs)
             arms_of[(name, label)] = arm
+        stored = bench.run([u for units in units_of.values() for u in units])
+        for key, units in units_of.items():
+            runs.setdefault(key, []).extend((u, stored[u.cell_id]) for u in units)
 
-    for setting in cfg.settings():
-        run_setting(*setting)
+    train_settings(cfg.settings())
     matched_k = None
     if ("gba", "") in runs:
-        matched_k = int(round(_mean(m["l0"] for _, _, m in runs[("gba", "")])))
-        for setting in cfg.matched_settings(matched_k):
-            run_setting(*setting)
+        matched_k = int(round(_mean(row["metrics"]["l0"] for _, row in runs[("gba", "")])))
+        matched = cfg.matched_settings(matched_k)
+        if matched:
+            train_settings(matched)
 
     # -- CE recovered, Delta CE and KL: every spliced SAE shares the clean and zero-ablated passes -------
     t0 = time.perf_counter()
-    ce_eval = CEEvaluator(lm.model, contexts[n_train + n_eval:], cfg.layer, cfg.site, normalizer, cfg.dtype,
-                          batch_contexts=max(1, min(cfg.batch_contexts, 8)))
     ce_seeds = cfg.seeds if cfg.ce_seeds is None else cfg.ce_seeds
-    spliced = [(key, i) for key, seeds in runs.items() for i in range(len(seeds)) if seeds[i][0].seed < ce_seeds]
-    ce_results = ce_eval.evaluate_many([runs[key][i][1].model for key, i in spliced])
-    ce_of = {(key, i): ce for (key, i), ce in zip(spliced, ce_results)}
-    ce_seconds = time.perf_counter() - t0
-    _log(f"CE clean {ce_eval.ce_clean:.3f}, zero-ablated {ce_eval.ce_zero:.3f} nats/token over "
-         f"{ce_eval.n_tokens} tokens, {len(spliced)} SAEs spliced in {ce_seconds:.0f} s")
+    spliced = [(key, i) for key, seeds in runs.items() for i, (_, row) in enumerate(seeds) if row["seed"] < ce_seeds]
+    ce_units = [bench.ce_unit(runs[key][i][0].cell_id) for key, i in spliced]
+    ce_rows = bench.run(ce_units)
+    ce_of = {(key, i): ce_rows[u.cell_id]["ce"] for (key, i), u in zip(spliced, ce_units)}
+    if ce_units:
+        ce_clean, ce_zero, kl_zero = (ce_rows[ce_units[0].cell_id]["ce"][k] for k in ("ce_clean", "ce_zero", "kl_zero"))
+        ce_seconds = float(sum(ce_rows[u.cell_id]["seconds"] for u in {u.cell_id: u for u in ce_units}.values()))
+    else:
+        ce_eval = bench.ce()
+        ce_clean, ce_zero, kl_zero = ce_eval.ce_clean, ce_eval.ce_zero, ce_eval.kl_zero
+        ce_seconds = time.perf_counter() - t0
+    ce_tokens = int(n_ce * (T - 1))
+    _log(f"CE clean {ce_clean:.3f}, zero-ablated {ce_zero:.3f} nats/token over "
+         f"{ce_tokens} tokens, {len(spliced)} SAEs spliced in {ce_seconds:.0f} s")
+    reused = sum(r for r, _ in bench.reused.values())
+    if reused:
+        counts = ", ".join(f"{r} of {n} {what}" for (r, n), what in
+                           zip(bench.reused.values(), ("trained SAEs", "lr trials", "CE splices")) if n)
+        _log(f"reused {reused} finished units from {bench.store.root} ({counts}); another --out trains anew")
 
-    rows = []
+    # -- the aggregates, from the models in the store ------------------------------------------------------
+    models: dict[str, tuple] = {}
+
+    def model_of(unit):
+        if unit.cell_id not in models:
+            models[unit.cell_id] = bench.load(unit.cell_id)
+        return models[unit.cell_id]
+
+    rows, frame_rows = [], []
     for (name, label), seeds in runs.items():
         per_seed = []
-        for i, (tcfg, result, m) in enumerate(seeds):
-            groups = group_frequencies(result.model, m["firing_frequency"])
-            per_seed.append({"seed": tcfg.seed, "lr": tcfg.lr,
-                             **{k: v for k, v in m.items() if k != "firing_frequency"},
-                             **ce_of.get(((name, label), i), {}), "seconds": result.seconds,
-                             "samples_per_second": result.samples / max(result.seconds, 1e-9),
+        for i, (unit, stored) in enumerate(seeds):
+            model, firing = model_of(unit)
+            groups = group_frequencies(model, firing)
+            per_seed.append({"seed": stored["seed"], "lr": stored["lr"], **stored["metrics"],
+                             **ce_of.get(((name, label), i), {}), "seconds": stored["seconds"],
+                             "samples_per_second": stored["samples"] / max(stored["seconds"], 1e-9),
                              **({"group_frequencies": groups} if groups is not None else {})})
-        cons = consistency([s[1].model.W_dec.detach().cpu().numpy() for s in seeds],
-                           [s[2]["firing_frequency"] for s in seeds], cfg.alpha, cfg.threshold)
-        tcfg0 = seeds[0][0]
+            frame_rows.append({"method": name, "setting": label, "arm": arms_of[(name, label)],
+                               "cell_id": unit.cell_id, "checkpoint": str(bench.checkpoint(unit.cell_id)),
+                               **per_seed[-1]})
+        cons = consistency([model_of(u)[0].W_dec.detach().cpu().numpy() for u, _ in seeds],
+                           [model_of(u)[1] for u, _ in seeds], cfg.alpha, cfg.threshold)
+        tcfg0 = bench.train_configs[seeds[0][0].cell_id]
         row = {"method": name, "setting": label, "arm": arms_of[(name, label)],
                "train_method": tcfg0.method, "params": tcfg0.params,
                **{k: tcfg0.params[k] for k in ("k", "l1", "htf", "ltf", "decoder") if k in tcfg0.params},
                "lr": tcfg0.lr, "lr_schedule": tcfg0.lr_schedule, "width": cfg.width, "steps": steps,
                "batch_size": cfg.batch_size, "train_tokens": steps * cfg.batch_size, "seeds": len(seeds),
                "eval_tokens": int(x_eval.shape[0]), "alive_tokens": int(x_eval.shape[0]),
-               "ce_tokens": ce_eval.n_tokens, "ce_seeds": sum(1 for s in per_seed if "ce_sae" in s)}
+               "ce_tokens": ce_tokens, "ce_seeds": sum(1 for s in per_seed if "ce_sae" in s)}
         for key in ROW_KEYS:
             row[key] = _mean(s.get(key) for s in per_seed)
             if key in ("nmse", "delta_ce", "kl", "l0", "ce_recovered", "explained_variance_raw"):
@@ -527,11 +743,11 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         for name, key, file in pages:
             if key not in runs:
                 continue
-            _, result, m = runs[key][0]
-            features = choose_features(m["firing_frequency"], cfg.snippet_features, seed=0)
-            notes = _gba_targets(result.model, features)
+            model, firing = model_of(runs[key][0][0])
+            features = choose_features(firing, cfg.snippet_features, seed=0)
+            notes = _gba_targets(model, features)
             setting = f" {key[1]}" if key[1] else ""
-            page = snippets_page(result.model, train_store, lm.tokenizer, features, m["firing_frequency"],
+            page = snippets_page(model, train_store, lm.tokenizer, features, firing,
                                  f"{name}{setting} features (seed 0) - {title}",
                                  per_feature=cfg.snippets_per_feature, notes=notes, max_tokens=cfg.snippet_tokens)
             write_text_atomic(out / file, page)
@@ -542,8 +758,8 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
         "dtype": cfg.dtype, "d": lm.d_model, "width": cfg.width, "train_tokens": n_kept, "steps": steps,
         "epochs": steps * cfg.batch_size / max(n_kept, 1),
-        "eval_tokens": int(x_eval.shape[0]), "ce_tokens": ce_eval.n_tokens,
-        "ce_clean": ce_eval.ce_clean, "ce_zero": ce_eval.ce_zero, "kl_zero": ce_eval.kl_zero,
+        "eval_tokens": int(x_eval.shape[0]), "ce_tokens": ce_tokens,
+        "ce_clean": ce_clean, "ce_zero": ce_zero, "kl_zero": kl_zero,
         "l0_matched_k": matched_k, "lr_sweep": lr_sweep, "lrs": {m: lr for m, lr in chosen_lr.items()},
         "definitions": DEFINITIONS,
         "consistency_rule": f"fraction of the top-{cfg.alpha:g} most active neurons (held-out firing frequency) "
@@ -552,7 +768,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         "normalization": {k: v for k, v in normalizer.to_dict().items() if k not in ("mean", "coord_scale")},
         "throughput": {"extraction_tokens_per_second": train_store.meta.get("extraction_tokens_per_second"),
                        "training_samples_per_second": _mean(r["samples_per_second"] for r in rows),
-                       "ce_token_passes_per_second": ce_eval.n_tokens * (len(spliced) + 2) / max(ce_seconds, 1e-9)},
+                       "ce_token_passes_per_second": ce_tokens * (len(spliced) + 2) / max(ce_seconds, 1e-9)},
         "seconds": {"load": load_seconds, "extract": extract_seconds, "ce": ce_seconds,
                     "train": float(sum(r["seconds"] * r["seeds"] for r in rows)),
                     "total": time.perf_counter() - started},
@@ -564,8 +780,14 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     report = to_jsonable(report, strict=True)
     figures_from_report(report, out)
     write_json_atomic(out / "results.json", report)
+    if return_frame:
+        return report, pd.DataFrame([flatten_row(to_jsonable(r)) for r in frame_rows])
     return report
 
+
+def _finite(value) -> float:
+    """A stored metric as a float (None, from strict JSON, as nan)."""
+    return float("nan") if value is None else float(value)
 
 DEFINITIONS = {
     "nmse": "SSE / sum ||x||^2 on normalised held-out tokens (ours)",

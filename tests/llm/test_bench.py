@@ -178,3 +178,67 @@ def test_matryoshka_batchtopk_runs_in_llm_bench(tiny_model_dir, tmp_path, capsys
         ("matryoshka-batchtopk", f"k={round(k)} (L0 of gba)", "l0-matched")]
     for r in rows[1:]:
         assert r["params"]["threshold_beta"] < 0.999 and r["nmse"] < 1.0   # batchtopk's bench decay; it fits
+
+
+def _numbers(report):
+    """The report without what differs between two runs of the same settings: timings and paths."""
+    skip = {"seconds", "samples_per_second", "throughput", "store", "figures"}
+    if isinstance(report, dict):
+        return {k: _numbers(v) for k, v in report.items() if k not in skip}
+    if isinstance(report, list):
+        return [_numbers(v) for v in report]
+    return report
+
+
+def test_a_killed_run_resumes_from_the_store_without_retraining(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Kill the bench (KeyboardInterrupt) after 5 trainings: the rerun loads the finished units from
+    <out>/saes (checkpoints untouched, not trained again), says so, and reports what an uninterrupted
+    run reports; a third run trains nothing."""
+    import polysemy.llm.bench as bench
+
+    cfg = LLMBenchConfig.quick(model=str(tiny_model_dir / "model"), text=str(tiny_model_dir / "corpus.txt"),
+                               layer=2, tokens=1024, eval_tokens=508, ce_tokens=254, width=64, batch_size=32,
+                               methods=("gba", "topk"), topk_ks=(4,), tied_arms=False, gba_target_scales=(),
+                               lr_sweep=(0.5, 2.0), snippet_features=2)
+    whole, frame = bench.run_llm_bench(cfg, tmp_path / "whole", progress=False, return_frame=True)
+    assert len(frame) == sum(r["seeds"] for r in whole["methods"]) and {"method", "seed", "nmse", "cell_id"} <= set(frame)
+
+    real_train, calls = bench.train, []
+
+    def counting(limit):
+        def fake(tcfg, *args, **kwargs):
+            if len(calls) == limit:
+                raise KeyboardInterrupt
+            calls.append(tcfg)
+            return real_train(tcfg, *args, **kwargs)
+        return fake
+
+    monkeypatch.setattr(bench, "train", counting(5))   # 4 lr trials, then one SAE
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_llm_bench(cfg, tmp_path / "run", progress=False)
+    checkpoints = tmp_path / "run" / bench.STORE_DIR / bench.CHECKPOINTS
+    saved = {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir()}
+    assert len(saved) == 1 and not (tmp_path / "run" / "results.json").exists()
+    capsys.readouterr()
+
+    calls.clear()
+    monkeypatch.setattr(bench, "train", counting(-1))
+    resumed = bench.run_llm_bench(cfg, tmp_path / "run", progress=False)
+    assert len(calls) == frame["cell_id"].nunique() - 1   # every SAE but the one saved; no lr trial again
+    assert {p.name: p.stat().st_mtime_ns for p in checkpoints.iterdir() if p.name in saved} == saved
+    assert "reused 5 finished units" in capsys.readouterr().err
+    assert _numbers(resumed) == _numbers(whole)
+
+    calls.clear()
+    again = bench.run_llm_bench(cfg, tmp_path / "run", progress=False)
+    assert calls == [] and _numbers(again) == _numbers(whole)
+    err = capsys.readouterr().err
+    assert "of 4 lr trials" in err and "trained SAEs" in err and "CE splices" in err
+
+
+def test_the_store_folder_must_be_a_store(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "saes").mkdir()
+    (tmp_path / "saes" / "notes.txt").write_text("mine")
+    assert main(tiny_argv(tiny_model_dir, tmp_path)) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert (tmp_path / "saes" / "notes.txt").read_text() == "mine"
