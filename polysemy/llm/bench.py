@@ -7,6 +7,11 @@ seed s sets both the initialisation and the shuffling of the stream) -> on held-
 nmse, explained variance, L0, alive/dead fractions, and CE-loss recovered by splicing the SAE into
 the model -> cross-seed consistency -> figures, the snippet page, ``results.json``.
 
+Every trained SAE (one per setting and seed), lr trial and CE splice is a unit of the experiment store
+``<out>/saes`` (:class:`LLMBenchSpec`, run by ``polysemy.experiments.runner``); a trained SAE's checkpoint is
+saved beside its row, so a killed run, rerun with the same ``out`` and settings, loads its finished units
+instead of training them again; the aggregates read the models back from the store.
+
 CPU by default; ``device="cuda"`` runs the same code on a GPU: the language model under bf16 autocast
 when ``dtype="bfloat16"``, the SAEs in float32 (TF32 matmuls).
 """

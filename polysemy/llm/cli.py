@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import ConfigError
 from ..jsonout import emit_json
+from ..outputs import check_output_dir
+from ..sae.registry import bench_methods, get_method, list_methods
+from .bench import LLMBenchConfig, format_table, run_llm_bench
+from .deps import require_transformers
 
 
 def register(subparsers) -> None:
-    from ..sae.registry import bench_methods, get_method, list_methods
-
     axes = ", ".join(f"{m} {get_method(m).bench_axis}" for m in list_methods() if get_method(m).bench_axis)
     p = subparsers.add_parser(
         "llm-bench",
@@ -79,8 +82,6 @@ def register(subparsers) -> None:
 def config_from_args(args):
     """The LLMBenchConfig of the parsed options: the preset (--quick, --medium or the full defaults) with
     the explicit options over it."""
-    from .bench import LLMBenchConfig
-
     lr, lrs = _lr_option(args.lr)
     sweeps = {m: v for m, v in {"topk": _split(args.ks, int), "relu-l1": _split(args.l1s, float),
                                 "gba": _split(args.gba_scales, float)}.items() if v is not None}
@@ -111,9 +112,6 @@ def config_from_args(args):
 
 def _sweep_options(items: list[str]) -> dict:
     """--sweep METHOD=V,V,..: {method: values} (typed as the method's bench axis)."""
-    from ..errors import ConfigError
-    from ..sae.registry import get_method
-
     out = {}
     for item in items:
         method, sep, values = item.partition("=")
@@ -126,8 +124,6 @@ def _sweep_options(items: list[str]) -> dict:
 
 def _lr_option(text: str | None):
     """--lr: one float for every method, or 'method=lr,...' (returns (lr, lrs))."""
-    from ..errors import ConfigError
-
     if text is None:
         return None, None
     try:
@@ -146,17 +142,10 @@ def _split(text: str | None, kind):
     try:
         return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
     except ValueError:
-        from ..errors import ConfigError
-
         raise ConfigError(f"expected a comma-separated list of {kind.__name__} values, got {text!r}") from None
 
 
 def run(args) -> int:
-    from .bench import format_table, run_llm_bench
-    from .deps import require_transformers
-
-    from ..outputs import check_output_dir
-
     cfg = config_from_args(args)
     out = args.out or ("runs/llm-bench-quick" if args.quick else "runs/llm-bench-medium" if args.medium
                        else "runs/llm-bench")
