@@ -14,6 +14,8 @@ import sys
 
 from . import __version__
 from .errors import ConfigError
+from .jsonout import emit_json
+from .threads import configure_threads
 
 # Modules that register sub-commands, in the order they appear in ``polysemy --help``.
 COMMAND_MODULES = (
@@ -64,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        from .threads import configure_threads
 
         configure_threads()
         if getattr(args, "json", False):
@@ -79,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"polysemy: error: {message}", file=sys.stderr)
         wants_json = getattr(args, "json", False) if args is not None else "--json" in (argv or sys.argv[1:])
         if wants_json:
-            from .jsonout import emit_json
-
             emit_json(args, {"error": message, "status": 2})
         return 2
     except KeyboardInterrupt:

@@ -17,11 +17,26 @@ check the README's demo table). Every input and the output folder are checked be
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from .cli import add_command
+from .errors import require_int_range
+from .io import save_figure_atomic
 from .jsonout import emit_json
+from .memory import require_memory, training_terms
+from .outputs import check_output_dir
+from .sae import TrainConfig, train
+from .sae.evaluate import evaluate_on_world
+from .simulate import World, get_preset
+from .theory.cli import check_world, format_report
+from .theory.metrics import cosine_matrix, recovery_metrics
 
 DEFAULT_PRESET = "theorem-uniform"
 DEFAULT_STEPS = 5000
@@ -30,8 +45,6 @@ EVAL_SEED = 12345
 
 
 def register(subparsers) -> None:
-    from .cli import add_command
-
     p = add_command(subparsers, "demo", "train GBA and a TopK baseline on a named world; print a recovery table "
                     "and a figure", __doc__)
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"named world (default {DEFAULT_PRESET})")
@@ -70,14 +83,6 @@ def format_table(report: dict) -> str:
 
 
 def run_demo(args) -> int:
-    import torch
-
-    from .errors import require_int_range
-    from .memory import require_memory, training_terms
-    from .outputs import check_output_dir
-    from .simulate import World, get_preset
-    from .theory.cli import check_world, format_report
-
     require_int_range("--steps", args.steps, 1, 10_000_000)
     require_int_range("--batch-size", args.batch_size, 1, 1_000_000)
     require_int_range("--seed", args.seed, 0)
@@ -94,8 +99,6 @@ def run_demo(args) -> int:
         print(f"== World: preset {args.preset!r} ==")
         print(format_report(check))
     world = World(cfg)
-
-    from .theory.metrics import recovery_metrics
 
     batch = world.sample_with_truth(EVAL_SAMPLES, torch.Generator().manual_seed(EVAL_SEED))
     codes = batch.dense_codes(world.n)
@@ -129,8 +132,6 @@ def _plain(value):
 
 def _json_report(args, cfg, width, true_l0, check, oracle, results, path, seconds) -> dict:
     """What ``demo --json`` prints: the settings, the world check, and each row of the recovery table."""
-    import math
-
     def row(m: dict, secs) -> dict:
         out = {k: m.get(k) for k in TABLE_KEYS}
         out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
@@ -147,10 +148,6 @@ def _json_report(args, cfg, width, true_l0, check, oracle, results, path, second
 
 def _train_and_score(cfg, world, width: int, args) -> dict:
     """Random init, TopK (k = true L0) and GBA: trained on the same stream, scored on fresh samples."""
-    from .sae import TrainConfig, train
-    from .sae.evaluate import evaluate_on_world
-    from .theory.metrics import cosine_matrix
-
     k = max(1, int(round(world.expected_l0)))
     configs = {
         "random init (GBA)": TrainConfig(method="gba", width=width, steps=0, batch_size=args.batch_size,
@@ -180,16 +177,11 @@ def _figure(results: dict, out: Path, preset: str, cfg=None, width: int | None =
     """The demo figure. Left: each true feature's best cosine (sorted), y from 0.5 to 1 so the 0.9-1.0
     band where methods differ is readable (values below 0.5 are drawn at the floor and counted in the
     legend), with the 0.9 and 0.99 thresholds labelled. Right: FRR(0.9) over training."""
-    import os
-
-    import matplotlib
+    import matplotlib  # lazy: CLI start-up (pyplot costs ~0.5 s)
 
     if not os.environ.get("MPLBACKEND"):
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .io import save_figure_atomic
+    import matplotlib.pyplot as plt  # lazy: CLI start-up
 
     floor = 0.5
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)

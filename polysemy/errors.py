@@ -7,6 +7,8 @@ message must name the parameter and the allowed range, e.g.
 
 from __future__ import annotations
 
+import math
+
 
 class ConfigError(ValueError):
     """Invalid user input. The CLI prints ``polysemy: error: <message>`` and exits with status 2."""
@@ -36,8 +38,6 @@ def require_float_range(
     high_open: bool = False,
 ) -> None:
     """Check that ``value`` is a finite number in the interval from ``low`` to ``high``."""
-    import math
-
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -135,7 +135,7 @@ def save_figure_atomic(fig, path: str | Path, *, close: bool = True, **savefig) 
             fig.savefig(tmp, **savefig)
     finally:
         if close:
-            import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt  # lazy: CLI start-up (every command imports io)
 
             plt.close(fig)
     return path

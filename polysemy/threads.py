@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from .errors import ConfigError
 
 ENV = "POLYSEMY_THREADS"
@@ -38,13 +40,9 @@ def requested_threads() -> int | None:
 
 
 def configure_threads() -> int | None:
-    """Apply :func:`requested_threads` to torch (if installed); returns the count set, or None."""
+    """Apply :func:`requested_threads` to torch; returns the count set, or None."""
     n = requested_threads()
     if n is None:
-        return None
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency, but `check` works without it
         return None
     torch.set_num_threads(n)
     return n

@@ -17,10 +17,16 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from ..errors import require
 from ..jsonout import emit_json
+from ..memory import FLOAT32, require_memory
 from ..outputs import check_output_dir
+from ..sae import sparse
+from .peers import SYSTEM_FAMILIES, PeersConfig, format_table, run_peers, save_outputs, system_families
 from .store import check_store_dir
+from .throughput import BenchConfig, format_bench, run_bench, save_bench
 
 PEERS_STORE = "peers-store"   # the result store under --out
 BENCH_STORE = "bench-store"
@@ -85,7 +91,6 @@ def register(subparsers) -> None:
                        help="directory for peers.json, peers.csv and the figure (default runs/peers)")
     peers.add_argument("--budget", type=int, default=None, help="training samples per system")
     peers.add_argument("--worlds", type=_csv_list, default=None, help="subset of: uniform,paper-toy")
-    from .peers import SYSTEM_FAMILIES, system_families
 
     peers.add_argument("--systems", type=_csv_list, default=None,
                        help=f"comma-separated systems (default {','.join(SYSTEM_FAMILIES)}); also "
@@ -101,8 +106,6 @@ def _given(args, *names: str) -> dict:
 
 
 def run_bench_command(args) -> int:
-    from .throughput import BenchConfig, format_bench, run_bench, save_bench
-
     store = None
     if args.out:
         check_output_dir("--out", args.out)
@@ -115,10 +118,8 @@ def run_bench_command(args) -> int:
     _require_bench_memory(cfg)
     if args.threads is not None:
         require(1 <= args.threads <= 1024, f"--threads must be an integer in [1, 1024], got {args.threads}")
-        import torch
         torch.set_num_threads(args.threads)
     if args.decode:
-        from ..sae import sparse
         sparse.set_decode_mode(args.decode)
     result = run_bench(cfg, progress=not args.json, store=store)
     if args.out:
@@ -133,16 +134,12 @@ def run_bench_command(args) -> int:
 
 def _require_bench_memory(cfg) -> None:
     """The largest shape's step (weights, Adam, [batch, width] activations) must fit in memory."""
-    from ..memory import FLOAT32, require_memory
-
     d, width = max(cfg.shapes, key=lambda p: p[1] * (p[0] + cfg.batch))
     require_memory({"--shapes (the SAE and its optimizer)": 6.0 * FLOAT32 * width * d,
                     "--batch x --shapes (one training step)": 6.0 * FLOAT32 * cfg.batch * (width + d)})
 
 
 def run_peers_command(args) -> int:
-    from .peers import PeersConfig, format_table, run_peers, save_outputs
-
     changes = _given(args, "budget", "worlds", "systems", "seed", "device")
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")

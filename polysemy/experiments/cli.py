@@ -16,14 +16,17 @@ from pathlib import Path
 from ..errors import ConfigError, require_int_range
 from ..jsonout import emit_json
 from ..outputs import check_output_dir
-from .sweeps import DEFAULT_SWEEP_ROOT, store_dir_for
+from ..sae.trainer import check_device
+from .dask_address import check_dask_address
+from .figures import FIGURES, make_figure
+from .runner import run_sweep
+from .store import check_store_dir
+from .sweeps import DEFAULT_SWEEP_ROOT, SWEEPS, get_sweep, method_variants, store_dir_for
 
 RESUME_HINT = "finished cells are kept; run the same command again to resume"
 
 
 def register(subparsers) -> None:
-    from .sweeps import SWEEPS, method_variants
-
     p = subparsers.add_parser(
         "sweep", help="run (or resume) a named sweep into a result store",
         description="Run a named sweep. Finished cells are kept; rerun the same command to resume. "
@@ -37,8 +40,6 @@ def register(subparsers) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"],
                    help="fp32 (default), tf32 (CUDA matmuls) or bf16 (autocast of the step)")
     p.set_defaults(func=_cmd_sweep, interrupt_hint=RESUME_HINT)
-
-    from .figures import FIGURES
 
     f = subparsers.add_parser(
         "figures", help="draw the paper's figures (PNG, PDF and the CSV behind each)",
@@ -60,15 +61,10 @@ def _add_common(p) -> None:
 
 def _check_dask(args) -> None:
     if args.dask is not None:
-        from .dask_address import check_dask_address
         check_dask_address(args.dask)
 
 
 def _cmd_sweep(args) -> int:
-    from .runner import run_sweep
-    from .store import check_store_dir
-    from .sweeps import get_sweep
-
     require_int_range("--jobs", args.jobs, 1, 256)
     spec = get_sweep(args.name, quick=args.quick)
     out = Path(args.out) if args.out else store_dir_for(args.name, args.quick)
@@ -76,7 +72,6 @@ def _cmd_sweep(args) -> int:
     _check_dask(args)
     if not args.json:
         print(f"sweep {spec.name}: {spec.size()} cells -> {out}", file=sys.stderr)
-    from ..sae.trainer import check_device
     check_device(args.device)
     summary = run_sweep(spec, out, jobs=args.jobs, dask_address=args.dask, device=args.device,
                         precision=args.precision)
@@ -91,8 +86,6 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_figures(args) -> int:
-    from .figures import FIGURES, make_figure
-
     require_int_range("--jobs", args.jobs, 1, 256)
     names = args.names or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]

@@ -25,6 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+from ..io import to_jsonable
+from ..sae import train_stacked
+from ..sae.callbacks import Snapshots
+from ..sae.evaluate import evaluate_on_world
+from ..sae.trainer import check_device, to_cpu
+from ..simulate import build_world
+from ..theory.metrics import cosine_matrix
+from .evaluation import EVAL_SEED, _theory
+from .spec import SweepSpec
+from .store import column
+
 PROBE_SEED = 424242      # the probe batch's generator seed (our choice; fixed since the first figure)
 ROW_KEY = "dynamics"     # a stored cell's entry holding its DynamicsRecord.to_row()
 
@@ -55,9 +67,6 @@ class DynamicsRecord:
     @classmethod
     def from_frame(cls, df) -> "DynamicsRecord":
         """The record of the first cell (lowest seed) of a ``dynamics`` sweep's ``load_results`` frame."""
-        from ..errors import ConfigError
-        from .store import column
-
         prefix = column(ROW_KEY, "")
         if df is None or len(df) == 0 or column(ROW_KEY, "steps") not in df.columns:
             raise ConfigError("the dynamics figure needs the stored results of the 'dynamics' sweep "
@@ -73,8 +82,6 @@ def snapshot_steps(cfg) -> list[int]:
 
 
 def _measure(sae, truth_ND: np.ndarray, probe_BD: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    from ..theory.metrics import cosine_matrix
-
     with torch.no_grad():
         W_MD = sae.W_dec.detach().cpu().numpy()
         cosines = np.abs(cosine_matrix(W_MD, truth_ND)).max(axis=1)
@@ -87,14 +94,6 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
     :func:`snapshot_steps`; per cell, ``dynamics`` (:meth:`DynamicsRecord.to_row`), the final model's
     ``metrics`` (as the default evaluator scores it), ``theory``, ``seconds``, ``train_seconds`` and
     ``samples``."""
-    from ..sae import train_stacked
-    from ..sae.callbacks import Snapshots
-    from ..sae.evaluate import evaluate_on_world
-    from ..sae.trainer import check_device, to_cpu
-    from ..simulate import build_world
-    from ..io import to_jsonable
-    from .evaluation import EVAL_SEED, _theory
-
     dev = check_device(device)
     cfgs = [c.train for c in cells]
     wanted = [set(snapshot_steps(c)) for c in cfgs]
@@ -146,8 +145,6 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
 def record_dynamics(world_cfg, train_cfg, probe_samples: int = 4096, seed: int = 0) -> DynamicsRecord:
     """One run's :class:`DynamicsRecord` without a result store: the ``dynamics`` evaluator on a single
     cell of ``world_cfg`` and ``train_cfg`` (replicate ``seed``, as a sweep resolves it)."""
-    from .spec import SweepSpec
-
     spec = SweepSpec(name="dynamics", world=world_cfg, train=train_cfg, seeds=(int(seed),),
                      eval_samples=int(probe_samples), evaluator="dynamics")
     return DynamicsRecord.from_row(dynamics_group(spec.expand())[0][ROW_KEY])

@@ -22,7 +22,11 @@ import time
 from typing import Any
 
 from ..io import to_jsonable
+from ..sae import train_stacked
 from ..sae.evaluate import evaluate_on_world
+from ..sae.trainer import check_device, to_cpu
+from ..simulate import build_world
+from ..theory import bands
 from .spec import Cell
 
 EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweeps
@@ -30,10 +34,6 @@ EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweep
 
 def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: str = "fp32",
                              extra_metrics: dict | None = None) -> list[dict[str, Any]]:
-    from ..sae import train_stacked
-    from ..sae.trainer import check_device, to_cpu
-    from ..simulate import build_world
-
     dev = check_device(device)
     d = int(cells[0].world.d)
     worlds = [build_world(c.world) for c in cells]
@@ -64,7 +64,6 @@ def _theory(world_cfg) -> dict[str, Any]:
     """The theory's prediction for a WorldConfig; none for a saved SAELens world (no config to predict from)."""
     if getattr(world_cfg, "fixed_dictionary", False):
         return {}
-    from ..theory import bands
     return to_jsonable(bands.predict(world_cfg))
 
 

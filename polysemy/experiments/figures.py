@@ -112,7 +112,7 @@ def make_figure(name: str, out: Path | str, quick: bool = False, *, store_root: 
 
 def save_drawn(drawn, out: Path, name: str) -> list[Path]:
     """Write the figure as PNG and PDF and its numbers as CSV, each atomically."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: CLI start-up
 
     paths = []
     for ext in ("png", "pdf"):

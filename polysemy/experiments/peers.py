@@ -28,17 +28,26 @@ import functools
 import io
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..io import save_figure_atomic, write_text_atomic
 from ..configs import Config
 from ..errors import ConfigError, require, require_int_range
+from ..sae import TrainConfig
+from ..sae.registry import get_method, list_methods
+from ..simulate import World, WorldConfig, get_preset
+from ..theory import metrics
+from .peer_adapters import ours, saelens_peer, sklearn_peer, sparsify_peer
 from .peer_adapters.base import FittedSystem, PeerUnavailable, RecoveryMonitor, rebatch, samples_to_recovery
+from .runner import run_units, unit_result
+from .spec import Unit
 
 WORLDS = ("uniform", "paper-toy")
 SYSTEM_FAMILIES = ("polysemy-gba", "polysemy-topk", "saelens-topk", "saelens-batchtopk",
@@ -97,8 +106,6 @@ class PeersConfig(Config):
 def build_world(name: str):
     """``uniform``: n = 512, d = 128, exactly s = 5 of n per sample. ``paper-toy``: the paper's
     imbalanced world (n = 128, d = 42, half the samples s = 3, half s = 20), docs/paper.md section 1."""
-    from ..simulate import World, WorldConfig, get_preset
-
     if name == "uniform":
         return World(WorldConfig(n=512, d=128, s=5))
     if name == "paper-toy":
@@ -142,16 +149,12 @@ PEER_TOPK_FAMILIES = ("saelens-topk", "saelens-batchtopk", "sparsify-topk")
 def system_families() -> tuple:
     """Every system ``polysemy peers`` can run: the default ones and ``polysemy-<method>`` for every
     registered method (from the registry)."""
-    from ..sae.registry import list_methods
-
     return tuple(dict.fromkeys(SYSTEM_FAMILIES + tuple(f"polysemy-{m}" for m in list_methods())))
 
 
 def is_topk_family(family: str) -> bool:
     """TopK-type systems get a true and a wrong k: the peers' TopKs and polysemy's methods with a k."""
     if family.startswith("polysemy-"):
-        from ..sae.registry import get_method
-
         return "k" in get_method(family.removeprefix("polysemy-")).Params.field_names()
     return family in PEER_TOPK_FAMILIES
 
@@ -171,8 +174,6 @@ def systems_for(world, families) -> list[SystemSpec]:
 
 def availability(family: str) -> tuple[bool, str]:
     """Whether a family can run here, and the library version or the reason it cannot."""
-    from .peer_adapters import ours, saelens_peer, sklearn_peer, sparsify_peer
-
     if family.startswith("polysemy-"):
         return ours.available()
     if family.startswith("saelens-"):
@@ -186,8 +187,6 @@ def availability(family: str) -> tuple[bool, str]:
 
 def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
     """Train one system on the shared stream of ``world``; raises PeerUnavailable if not installed."""
-    from .peer_adapters import ours, saelens_peer, sklearn_peer, sparsify_peer
-
     d, width = world.d, cfg.width_ratio * world.n
     truth_ND = world.V
     checkpoints = checkpoint_schedule(cfg.budget, cfg.checkpoints)
@@ -204,7 +203,6 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
         return FittedSystem(W_dec=rows, encode_fn=lambda x: torch.relu(x @ rows.T), samples=0,
                             params={"note": "Gaussian decoder rows, untrained reference"})
     if family.startswith("polysemy-"):
-        from ..sae import TrainConfig
         # TopK systems train at one batch size (sparsify's), so their clocks compare like for like
         # (our choice); GBA at its own default.
         batch = (sparsify_peer.DEFAULT_BATCH if is_topk_family(family)
@@ -226,9 +224,6 @@ def fit_system(spec: SystemSpec, world, cfg: PeersConfig) -> FittedSystem:
 
 def _fit_sklearn_grid(world, cfg, checkpoints, stream, common) -> FittedSystem:
     """Fit every α of the grid; keep the best by final FRR(0.9), then MCC (tuned fairly, and said so)."""
-    from ..theory import metrics
-    from .peer_adapters import sklearn_peer
-
     best, best_key, grid = None, None, []
     for alpha in cfg.sklearn_alphas:
         fitted = sklearn_peer.fit(stream(sklearn_peer.DEFAULT_BATCH), alpha=float(alpha),
@@ -253,8 +248,6 @@ def evaluation_set(world, samples: int = 8192):
 
 def score(fitted: FittedSystem, world, x_eval_BD: torch.Tensor) -> dict:
     """Recovery metrics of a fitted system on the evaluation set (``recovery_metrics``)."""
-    from ..theory import metrics
-
     acts = fitted.encode(x_eval_BD)
     x_hat = fitted.decode(acts)
     return metrics.recovery_metrics(fitted.W_dec, world.V, acts=acts, x=x_eval_BD, x_hat=x_hat)
@@ -311,8 +304,6 @@ class PeersSpec:
         return [(w, s) for w in self.config.worlds for s in systems_for(_world(w), families)]
 
     def expand(self) -> list:
-        from .spec import Unit
-
         cfg = self.config.to_dict()
         units = []
         for world_name, system in self.systems():
@@ -356,8 +347,6 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) 
     from the store (the DataFrame of the same rows: ``runner.run_experiment(PeersSpec(cfg), store)``).
     Skipped systems (peer not installed) are listed with their reason and announced on ``log``
     (default: the current ``sys.stderr``), as are systems reused from ``store``."""
-    from .runner import run_units, unit_result
-
     log = log if log is not None else sys.stderr
     skipped = []
     status = {family: availability(family) for family in cfg.systems}
@@ -381,8 +370,6 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) 
 
 
 def machine_info() -> dict:
-    import platform
-
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
@@ -429,11 +416,10 @@ def draw_recovery_vs_time(frame):
     """FRR(0.9) against training wall-clock seconds, one panel per world, one line per system: a figure
     drawn from a table with the columns ``world``, ``system``, ``family`` and ``curve`` (the peers'
     rows, or their DataFrame), in row order. Returns the matplotlib figure."""
-    import matplotlib
+    import matplotlib  # lazy: CLI start-up (pyplot costs ~0.5 s)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
+    import matplotlib.pyplot as plt  # lazy: CLI start-up
 
     rows = pd.DataFrame(frame).to_dict("records")
     worlds = list(dict.fromkeys(r["world"] for r in rows))

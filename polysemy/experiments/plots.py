@@ -28,7 +28,10 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..theory import bands
+from .dynamics import DynamicsRecord
 from .store import column, metric_col, param_col, world_col  # noqa: E402
+from .sweeps import TOY_PAPER, TOY_VARIANTS
 
 # Every column is named through the accessors of ``store`` (the one place that knows the flattening).
 FRR90 = metric_col("frr.0.9")
@@ -70,8 +73,6 @@ def _geometric_edges(values: np.ndarray) -> np.ndarray:
 
 
 def draw_resonance(frames: dict, quick: bool) -> Drawn:
-    from ..theory import bands
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     tables = []
     for ax, kind in zip(axes, ("light", "heavy")):
@@ -192,8 +193,6 @@ def draw_activations(frames: dict, quick: bool) -> Drawn:
 
 # -- 5. toy table -------------------------------------------------------------------------------------
 def toy_table(df: pd.DataFrame) -> pd.DataFrame:
-    from .sweeps import TOY_PAPER, TOY_VARIANTS
-
     s = summarise(df, [param_col("variant")], (FRR80, FRR90, FRR99))
     order = [v["label"] for v in TOY_VARIANTS]
     s["order"] = s[param_col("variant")].map({k: i for i, k in enumerate(order)})
@@ -242,8 +241,6 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
 # -- 6. training dynamics ----------------------------------------------------------------------------
 def draw_dynamics(frames: dict, quick: bool) -> Drawn:
     """From the stored snapshots of the ``dynamics`` sweep (its first cell); trains nothing."""
-    from .dynamics import DynamicsRecord
-
     rec = DynamicsRecord.from_frame(frames["dynamics"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     cos_SN = rec.best_cosine_TN  # [snapshots, n]
@@ -285,8 +282,6 @@ def draw_dynamics(frames: dict, quick: bool) -> Drawn:
 # -- 7. phase diagram -----------------------------------------------------------------------------------
 def _theory_overlays(ax, n: int, deltas: np.ndarray) -> None:
     """Theorem region (band non-empty), classical sqrt(d)/(mu log d) and Donoho-Tanner, in (delta, rho)."""
-    from ..theory import bands
-
     dl = np.linspace(max(2 / n, deltas.min() * 0.8), min(1.0, deltas.max() * 1.1), 60)
     rl = np.linspace(0.01, 1.0, 100)
     region = np.zeros((len(rl), len(dl)))

@@ -33,6 +33,7 @@ first kind, ``peers.PeersSpec`` and ``throughput.BenchSpec`` the others):
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -42,10 +43,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
+import torch
+from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
-from ..errors import require, require_int_range
-from .spec import Cell, SweepSpec
+from ..errors import ConfigError, require, require_int_range
+from .dask_address import check_dask_address
+from .dynamics import dynamics_group
+from .evaluation import train_and_evaluate_group
+from .spec import UNIT_KEYS, Cell, SweepSpec
 from .store import ResultStore, load_results, store_or_temporary, versions
 
 GroupEvaluator = Callable[[list[Cell]], list[dict[str, Any]]]
@@ -97,7 +103,6 @@ def plan_groups(cells: Iterable[Cell], max_group: int = MAX_GROUP) -> list[list[
 def _run_group(evaluate_group: GroupEvaluator, cells: list[Cell], threads: int | None) -> list[dict]:
     """Worker side: evaluate one group and build its stored rows (config + results + versions)."""
     if threads:
-        import torch
         torch.set_num_threads(threads)
     start = time.perf_counter()
     results = evaluate_group(cells)
@@ -120,13 +125,9 @@ def _run_group(evaluate_group: GroupEvaluator, cells: list[Cell], threads: int |
 def default_evaluator(device: str = "cpu", precision: str = "fp32", evaluator: str = "train") -> GroupEvaluator:
     """Train each group stacked on ``device`` (evaluation runs on the CPU); ``evaluator`` (a sweep's
     ``SweepSpec.evaluator``): "train" scores each model, "dynamics" snapshots it over training."""
-    if evaluator == "dynamics":
-        from .dynamics import dynamics_group as evaluate
-    else:
-        from .evaluation import train_and_evaluate_group as evaluate
+    evaluate = dynamics_group if evaluator == "dynamics" else train_and_evaluate_group
     if device == "cpu" and precision == "fp32":
         return evaluate
-    import functools
     return functools.partial(evaluate, device=device, precision=precision)
 
 
@@ -229,8 +230,6 @@ def run_units(spec, store: Path | str | None = None, *, progress: bool = True, l
 def unit_result(row: dict) -> dict:
     """What a :class:`~polysemy.experiments.spec.Unit`'s evaluator returned, from its stored row: the row
     without the unit's own keys and the runner's (``seconds`` stays: evaluators of units give their own)."""
-    from .spec import UNIT_KEYS
-
     return {k: v for k, v in row.items() if k not in UNIT_KEYS + RUNNER_KEYS}
 
 
@@ -243,7 +242,6 @@ def _execute(groups: list[list[Cell]], evaluate_group: GroupEvaluator, jobs: int
         for g in groups:
             yield _run_group(evaluate_group, g, None)
         return
-    from joblib import Parallel, delayed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     parallel = Parallel(n_jobs=min(jobs, len(groups)), return_as="generator_unordered")
@@ -257,9 +255,6 @@ def _connect_dask(address: str):
     5 s), then the client handshake gets ``DASK_CONNECT_TIMEOUT_S``. Anything that fails on the way (a
     refused port, something that is not a Dask scheduler and answers garbage) is a one-line ConfigError.
     """
-    from ..errors import ConfigError
-    from .dask_address import check_dask_address
-
     check_dask_address(address)
     try:
         from distributed import Client
@@ -275,8 +270,6 @@ def _connect_dask(address: str):
 
 def _execute_dask(groups, evaluate_group, client):
     """Run the groups through joblib's Dask backend on the connected ``client``."""
-    from joblib import Parallel, delayed, parallel_config
-
     with client.as_current(), parallel_config(backend="dask"):
         parallel = Parallel(n_jobs=-1, return_as="generator_unordered")
         yield from parallel(delayed(_run_group)(evaluate_group, g, 1) for g in groups)

@@ -43,6 +43,10 @@ import numpy as np
 from ..configs import Config
 from ..errors import require, require_int_range
 from ..io import to_jsonable
+from ..sae import TrainConfig
+from ..sae.registry import get_method
+from ..simulate import WorldConfig, build_world
+from ..simulate.saelens import world_config_from_dict
 
 DERIVED_PARAMETERS = {
     "delta": "undersampling d/n of a compressed-sensing phase diagram: sets world.d = round(delta * n)",
@@ -144,8 +148,6 @@ class Cell:
         """Cells with equal keys can be trained stacked: the same data dimension d and the same
         ``structure_key`` of their method (the one rule, ``Method.structure_key``: method, width,
         steps, batch size, ... and the structural parameters)."""
-        from ..sae.registry import get_method
-
         return (int(self.world.d),) + get_method(self.train.method).structure_key(self.train)
 
     def to_dict(self) -> dict:
@@ -204,12 +206,10 @@ def unit_id_for(kind: str, key: dict) -> str:
 
 
 def _world_class():
-    from ..simulate import WorldConfig
     return WorldConfig
 
 
 def _train_class():
-    from ..sae import TrainConfig
     return TrainConfig
 
 
@@ -260,7 +260,6 @@ class SweepSpec(Config):
     def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
         data = dict(data)
         if data.get("world") is not None:
-            from ..simulate.saelens import world_config_from_dict
             data["world"] = world_config_from_dict(data["world"])
         if data.get("train") is not None:
             data["train"] = _train_class().from_dict(data["train"])
@@ -271,7 +270,8 @@ class SweepSpec(Config):
         """What the runner evaluates a group of cells with unless told otherwise: train them stacked on
         ``device`` and score each on its world (``evaluation.train_and_evaluate_group``), or, with
         ``evaluator="dynamics"``, snapshot each over training (``dynamics.dynamics_group``)."""
-        from .runner import default_evaluator
+        from .runner import default_evaluator  # lazy: import cycle (spec -> runner -> spec)
+
         return default_evaluator(device, precision, self.evaluator)
 
     def base_world(self):
@@ -378,7 +378,6 @@ _WORLD_STATS: dict[str, tuple[float, float]] = {}
 def _world_stats(world_cfg) -> tuple[float, float]:
     key = world_cfg.config_hash()
     if key not in _WORLD_STATS:
-        from ..simulate import build_world
         w = build_world(world_cfg)
         _WORLD_STATS[key] = (float(w.f), float(w.expected_l0))
     return _WORLD_STATS[key]

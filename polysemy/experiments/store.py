@@ -26,8 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy
 import pandas as pd
+import torch
 
+from .. import __version__
 from ..errors import require
 from ..io import to_jsonable, write_text_atomic
 from ..outputs import check_output_dir
@@ -59,11 +62,6 @@ def store_or_temporary(store: Path | str | None) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     """Versions recorded beside every result: polysemy, torch, numpy, python."""
-    import numpy
-    import torch
-
-    from .. import __version__
-
     return {"polysemy": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "python": platform.python_version()}
 

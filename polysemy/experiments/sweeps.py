@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError
+from ..sae import TrainConfig
+from ..sae.registry import get_method, list_methods
+from ..simulate import WorldConfig, get_preset
 from .spec import Axis, SweepSpec
 
 
 def _world(**kw):
-    from ..simulate import WorldConfig
     return WorldConfig(**kw)
 
 
 def _preset(name: str, **changes):
-    from ..simulate import get_preset
     cfg = get_preset(name)
     return cfg.replace(**changes) if changes else cfg
 
@@ -36,7 +37,6 @@ def _preset(name: str, **changes):
 
 def _train(quick: bool, method: str = "gba", **kw):
     """Base training config of the sweeps (our choice): 2000 steps for quick grids, 3000 for full."""
-    from ..sae import TrainConfig
     base = dict(method=method, width=128, steps=2000 if quick else 3000, batch_size=256, lr=None,
                 log_every=500)
     base.update(kw)
@@ -240,8 +240,6 @@ def _sensitivity(quick: bool) -> SweepSpec:
 def method_variants() -> tuple:
     """One bundle per registered method (the registry), at its defaults; methods with a ``k`` get the
     world's true k (``k_over_s`` = 1)."""
-    from ..sae.registry import get_method, list_methods
-
     return tuple({"label": m, "train.method": m, **({"k_over_s": 1.0} if "k" in get_method(m).Params.field_names()
                                                       else {})} for m in list_methods())
 

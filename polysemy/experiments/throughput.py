@@ -28,19 +28,35 @@ What ``polysemy bench`` reports (all fp32, in one process, on the threads it is 
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
+import itertools
 import json
 import os
+import statistics
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..configs import Config
 from ..errors import require, require_int_range
+from ..io import write_json_atomic, write_text_atomic
+from ..sae import TrainConfig, get_method, sparse
+from ..sae.adam import StackedAdam
+from ..sae.registry import bench_methods
+from ..sae.trainer import one_step
+from ..simulate import World, WorldConfig
+from .peer_adapters.sparsify_peer import _import, default_lr
+from .peers import machine_info
+from .runner import run_units
+from .spec import Unit
 
 STANDARD_PRODUCTS = 5  # dense B·d·M products of a plain forward + backward step, see the docstring
 
@@ -52,8 +68,6 @@ def nominal_step_flops(batch: int, d: int, width: int) -> int:
 
 def count_matmul_flops(fn: Callable[[], object]) -> int:
     """FLOPs of every matrix product one call of ``fn`` runs (``FlopCounterMode``; 2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -162,8 +176,6 @@ def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds:
 
 
 def _bench_methods() -> tuple:
-    from ..sae.registry import bench_methods
-
     return bench_methods()
 
 
@@ -217,8 +229,6 @@ class BenchConfig(Config):
 # -- timing the library's steps -------------------------------------------------------------------------
 def bench_world(d: int, width: int, s: int):
     """The world whose samples feed a timed step: n = width / 2 features (the paper's width 2n)."""
-    from ..simulate import World, WorldConfig
-
     n = max(s, width // 2)
     return World(WorldConfig(n=n, d=d, s=min(s, n)))
 
@@ -248,11 +258,6 @@ class LibraryStep:
     def __init__(self, method: str, d: int, width: int, batch: int, models: int = 1, seed: int = 0,
                  pool=None, dead: torch.Tensor | None = None, device: str = "cpu",
                  params: dict | None = None):
-        import itertools
-
-        from ..sae import TrainConfig, get_method
-        from ..sae.adam import StackedAdam
-
         pool = pool if pool is not None else batch_pool(d, width, batch, seed=seed, device=device)
         with warnings.catch_warnings():  # e.g. gba's "buffer covers few samples" at tiny batches
             warnings.simplefilter("ignore", UserWarning)
@@ -279,8 +284,6 @@ class LibraryStep:
                 self.method.init_biases(self.model, self.cfgs, self.x0)
 
     def __call__(self):
-        from ..sae.trainer import one_step
-
         step = next(self.steps)
         if self.dead is not None:   # silent for dead_after_samples: AuxK takes them this step
             self.model.last_fired_GM[:, self.dead] = step - self.hyper["dead_steps_G"][:, None]
@@ -301,10 +304,6 @@ class SparsifyStep:
 
     def __init__(self, d: int, width: int, k: int, pool, dead: torch.Tensor | None = None,
                  aux_coef: float = 1.0 / 32.0, seed: int = 0, device: str = "cpu"):
-        import itertools
-
-        from .peer_adapters.sparsify_peer import _import, default_lr
-
         SparseCoder, SparseCoderConfig, SignSGD, ScheduleFreeWrapper = _import()
         torch.manual_seed(seed)
         self.coder = SparseCoder(d, SparseCoderConfig(num_latents=width, k=int(k)), device=device,
@@ -334,8 +333,6 @@ class SparsifyStep:
 
 def sparsify_available() -> bool:
     try:
-        from .peer_adapters.sparsify_peer import _import
-
         _import()
     except Exception:
         return False
@@ -368,8 +365,6 @@ def alternate(contenders: dict, repeats: int, min_seconds: float, device: str = 
               warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each contender, over ``repeats`` rounds that time every contender
     once in turn (A, B, C, A, B, C, ...), after ``warmup`` untimed calls each."""
-    import statistics
-
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
@@ -411,8 +406,6 @@ def datagen_cost(d: int, width: int, batch: int, s: int, step_seconds: float, mi
 
 def _path(step: "LibraryStep", l0: float, width: int, device: str) -> str:
     """Which decode path the step took (the rule of ``polysemy.sae.sparse``)."""
-    from ..sae import sparse
-
     method = step.method
     if not getattr(method, "sparse_codes", True) or method.name == "relu-l1":
         return "dense"
@@ -436,8 +429,6 @@ def bench_shape(cfg: BenchConfig, d: int, width: int, use_sparsify: bool) -> tup
     contenders = {"limit": encoder_product(d, width, B, device), **steps}
     k = None
     if use_sparsify:
-        from ..sae import TrainConfig
-
         k = TrainConfig(method="topk", width=width).method_params.k
         contenders["sparsify-topk"] = SparsifyStep(d, width, k, pool, dead=dead, device=device)
     seconds = alternate(contenders, cfg.repeats, cfg.min_seconds, device)
@@ -495,8 +486,6 @@ class BenchSpec:
     in_process = True
 
     def expand(self) -> list:
-        from .spec import Unit
-
         cfg = self.config
         common = {"batch": cfg.batch, "min_seconds": cfg.min_seconds, "repeats": cfg.repeats,
                   "device": cfg.device, "threads": torch.get_num_threads(), "decode_mode": _decode_mode(),
@@ -520,7 +509,6 @@ class BenchSpec:
 
     def frame(self, rows: list[dict]):
         """One row per (shape, method): the columns of ``bench.csv`` and the rest of each method's row."""
-        import pandas as pd
         return pd.DataFrame([r for row in rows if row["kind"] == SHAPE_UNIT for r in row["methods"]])
 
 
@@ -550,9 +538,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, store=None, log=None) 
     rerunning with the same store and settings keeps the rounds already timed (an interrupted bench
     resumes; said on ``log``, default ``sys.stderr``); ``store=None`` uses a temporary one (all measured
     now). The DataFrame of the same rows: ``runner.run_experiment(BenchSpec(cfg, sparsify), store)``."""
-    from .peers import machine_info
-    from .runner import run_units
-
     spec = BenchSpec(cfg, bool(cfg.sparsify and sparsify_available()))
     units, stored, _ = run_units(spec, store, progress=progress, log=log if log is not None else sys.stderr,
                                  what="timing rounds")
@@ -587,8 +572,6 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, store=None, log=None) 
 
 
 def _decode_mode() -> str:
-    from ..sae import sparse
-
     return sparse.decode_mode()
 
 
@@ -640,11 +623,6 @@ BENCH_CSV_COLUMNS = ["d", "width", "batch", "method", "samples_per_second", "lim
 
 def save_bench(result: dict, out_dir: str) -> dict:
     """Write bench.json and bench.csv (one row per shape and method) under ``out_dir``, atomically."""
-    import csv
-    import io
-
-    from ..io import write_json_atomic, write_text_atomic
-
     paths = {"json": os.path.join(out_dir, "bench.json"), "csv": os.path.join(out_dir, "bench.csv")}
     write_json_atomic(paths["json"], result, default=str)
     buf = io.StringIO()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, require
 from ..outputs import check_output_dir
+from .model import _resolve, check_device
+from .text import load_corpus
 
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 
@@ -58,17 +60,12 @@ def hf_block_count(folder: Path) -> int:
 
 def model_block_count(model_path: str | None) -> int:
     """The block count of the model ``--model`` names (the packaged one when None)."""
-    from .model import _resolve
-
     _, hf_folder, gguf_file = _resolve(model_path)
     return gguf_block_count(gguf_file) if gguf_file is not None else hf_block_count(hf_folder)
 
 
 def preflight(cfg, out: str | Path) -> list[str]:
     """Run every check above; returns the corpus' documents (so they are read once)."""
-    from .model import check_device
-    from .text import load_corpus
-
     check_output_dir("--out", out)
     check_device(cfg.device)
     texts = load_corpus(cfg.text, cfg.extra_texts)

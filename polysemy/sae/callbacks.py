@@ -36,8 +36,11 @@ import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from ..errors import ConfigError, require
+from ..theory.metrics import feature_recovery
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import TrainConfig
@@ -99,8 +102,6 @@ class LogStats(Callback):
     ``bias_adaptation.group_report``). Sums stay on the device: one read-back per log point."""
 
     def on_train_start(self, state) -> None:
-        import torch
-
         G, width = state.G, int(state.cfgs[0].width)
         self.fired = torch.zeros(G, width, device=state.device)
         self.loss = torch.zeros(G, device=state.device)
@@ -144,8 +145,6 @@ class RecoveryLog(Callback):
     limit). The rows are copied to the CPU once per log point."""
 
     def on_log(self, state, step: int) -> None:
-        from ..theory.metrics import feature_recovery
-
         wanted = [g for g in state.rows if state.truths[g] is not None]
         if not wanted:
             return
@@ -185,8 +184,6 @@ class ProgressBar(Callback):
     models still training (and the first one's FRR(0.9) when logged)."""
 
     def on_train_start(self, state) -> None:
-        from tqdm.auto import tqdm
-
         cfg0 = state.cfgs[0]
         self.bar = tqdm(total=cfg0.steps, initial=state.step, file=sys.stderr, leave=False, dynamic_ncols=True,
                         desc=cfg0.method if state.G == 1 else f"{cfg0.method} x{state.G}")

@@ -31,10 +31,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError, require, require_int_range
 from ..io import to_jsonable
 from ..jsonout import emit_json
-from . import diagnostics
+from ..memory import require_memory, training_terms
+from ..outputs import check_output_dir
+from ..simulate import World, WorldConfig
+from ..simulate.cli_options import add_world_arguments, world_config_from_args, world_option_dests
+from . import diagnostics, trainer
+from .callbacks import TensorBoardLogger
+from .checkpoint import (check_save_target, is_checkpoint, load_checkpoint, recover_interrupted_save,
+                         save_checkpoint)
+from .config import TrainConfig
+from .evaluate import evaluate_on_world
+from .registry import get_method, list_methods, method_knobs
+from .trainer import check_device, to_cpu
 
 RUN_FILE = "run.json"       # beside the checkpoint: what --resume needs besides the TrainConfig
 # Options --resume takes from the checkpoint (giving another value is an error, not silently ignored):
@@ -56,9 +69,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def register(subparsers) -> None:
-    from ..simulate.cli_options import add_world_arguments
-    from .registry import list_methods, method_knobs
-
     parser = subparsers.add_parser("train", help="train one SAE on a simulated world and report recovery",
                                    description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
     add_world_arguments(parser)
@@ -116,8 +126,6 @@ def _interrupt_hint(args) -> str:
 def method_params_from_args(method: str, args) -> dict[str, Any]:
     """The method parameters given on the command line (the registry's knobs); a knob the method
     lacks is a ConfigError naming the methods it applies to."""
-    from .registry import method_knobs
-
     params: dict[str, Any] = {}
     for flag, knob in method_knobs().items():
         value = getattr(args, flag.replace("-", "_"), None)
@@ -132,8 +140,6 @@ def method_params_from_args(method: str, args) -> dict[str, Any]:
 
 
 def train_config_from_args(args, n: int):
-    from .config import TrainConfig
-
     if args.steps is not None and args.samples is not None:
         raise ConfigError("give either --steps or --samples, not both")
     require_int_range("batch_size", args.batch_size, 1)
@@ -151,9 +157,6 @@ def train_config_from_args(args, n: int):
 
 def _check_outputs(args) -> Path | None:
     """--save / --resume / --checkpoint-every, checked before any work; returns the folder to save to."""
-    from ..outputs import check_output_dir
-    from .checkpoint import check_save_target
-
     target = args.save or args.resume
     if args.checkpoint_every is not None:
         require(target is not None, "--checkpoint-every needs --save DIR (where the checkpoints go)")
@@ -174,19 +177,12 @@ def _tensorboard_callbacks(args) -> list:
     """--tensorboard DIR: the history as TensorBoard scalars; checked before any work (the package too)."""
     if args.tensorboard is None:
         return []
-    from ..outputs import check_output_dir
-    from .callbacks import TensorBoardLogger
 
     return [TensorBoardLogger(check_output_dir("--tensorboard", args.tensorboard))]
 
 
 def _resume_settings(args):
     """(world config, TrainConfig, TrainResult, run.json) of the run checkpointed in ``args.resume``."""
-    from ..simulate import WorldConfig
-    from ..simulate.cli_options import world_option_dests
-    from .checkpoint import is_checkpoint, load_checkpoint, recover_interrupted_save
-    from .registry import method_knobs
-
     path = Path(args.resume)
     recover_interrupted_save(path)
     require(path.is_dir() and is_checkpoint(path),
@@ -217,8 +213,6 @@ def _resume_settings(args):
 
 def _check_input_scale(world, cfg, args) -> None:
     """A tied SAE with input_scale 'none' on inputs of norm >> 1 trains to chance: say so (exit 2)."""
-    import torch
-
     params = cfg.params
     if "input_scale" not in params or params["input_scale"] != "none" or args.input_scale is not None:
         return  # untied method, or the user chose the input scale explicitly
@@ -231,14 +225,6 @@ def _check_input_scale(world, cfg, args) -> None:
 
 
 def run_train(args) -> int:
-    from ..memory import require_memory, training_terms
-    from ..simulate import World
-    from ..simulate.cli_options import world_config_from_args
-    from .checkpoint import save_checkpoint
-    from .evaluate import evaluate_on_world
-    from .registry import get_method
-    from .trainer import check_device, to_cpu, train
-
     target = _check_outputs(args)
     callbacks = _tensorboard_callbacks(args)
     resumed = None
@@ -274,8 +260,9 @@ def run_train(args) -> int:
     if resumed is not None:
         data = itertools.islice(data, resumed.steps, None)   # the batches the killed run had not used
     started = time.perf_counter()
-    result = train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed, on_log=on_log,
-                   device=device, precision=args.precision, callbacks=callbacks)
+    # trainer.train, looked up when called (tests wrap it)
+    result = trainer.train(cfg, data, world.d, truth=world.V, progress=not args.quiet, resume=resumed,
+                           on_log=on_log, device=device, precision=args.precision, callbacks=callbacks)
     if device.type != "cpu":   # evaluation and checkpoints are on the CPU
         result = to_cpu(result)
     seconds = time.perf_counter() - started + (resumed.seconds if resumed is not None else 0.0)

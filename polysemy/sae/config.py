@@ -7,6 +7,7 @@ from typing import Any
 
 from ..configs import Config
 from ..errors import ConfigError, require, require_float_range, require_int_range
+from .registry import get_method
 
 LR_SCHEDULES = ("constant", "linear-decay")
 
@@ -50,8 +51,6 @@ class TrainConfig(Config):
     plateau_tol: float = 0.002
 
     def __post_init__(self) -> None:
-        from .registry import get_method
-
         if not isinstance(self.params, dict):
             raise ConfigError(f"params must be a dict of method parameters, got {type(self.params).__name__}")
         method = get_method(self.method) if isinstance(self.method, str) else None
@@ -82,8 +81,6 @@ class TrainConfig(Config):
     @property
     def method_params(self):
         """The validated params dataclass of this config's method."""
-        from .registry import get_method
-
         return get_method(self.method).Params.from_dict(self.params)
 
     def with_param(self, name: str, value: Any) -> "TrainConfig":
@@ -93,7 +90,6 @@ class TrainConfig(Config):
             return self.replace(method=value, params={}, lr=None, lr_schedule=None)
         if name in fields:
             return self.replace(**{name: value})
-        from .registry import get_method
 
         allowed = get_method(self.method).Params.field_names()
         if name not in allowed:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..errors import require_int_range
+from ..theory import metrics
 
 
 @torch.no_grad()
 def evaluate_on_world(model, world, n_samples: int = 8192, seed: int = 12345) -> dict:
     """Draw ``n_samples`` fresh samples with truth (data seed ``seed``) and return
     ``polysemy.theory.metrics.recovery_metrics`` with acts, x, x_hat and the true codes."""
-    from ..theory import metrics
-
     require_int_range("n_samples", n_samples, 1)
     batch = world.sample_with_truth(n_samples, torch.Generator().manual_seed(seed))
     x = batch.x.to(torch.float32)

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from ..configs import Config
@@ -118,7 +119,8 @@ def unregister_method(name: str) -> None:
 
 
 def _ensure_loaded() -> None:
-    from . import methods  # noqa: F401  (importing registers the built-in methods)
+    # lazy: import cycle (registry -> methods -> registry); importing registers the built-in methods
+    from . import methods  # noqa: F401
 
 
 def list_methods() -> list[str]:
@@ -249,8 +251,6 @@ TABLE_END = "<!-- end of the method table -->"
 def write_method_table(path) -> None:
     """Replace the table between ``TABLE_START`` and ``TABLE_END`` in the markdown file ``path`` with
     :func:`method_table` (docs/sae.md; tests/sae/test_registry.py checks that it is current)."""
-    from pathlib import Path
-
     text = Path(path).read_text(encoding="utf-8")
     head, rest = text.split(TABLE_START, 1)
     tail = rest.split(TABLE_END, 1)[1]

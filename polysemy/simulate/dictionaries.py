@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..errors import ConfigError, require
 from .bounds import coherence_lower_bound, coherent_minimum, gaussian_coherence, orthogonal_coherence_bound, welch_bound
@@ -272,8 +273,6 @@ class Matrix(Dictionary):
 
     @classmethod
     def predicted_coherence(cls, cfg: WorldConfig) -> tuple[float, str]:
-        import torch
-
         V = torch.as_tensor(load_matrix(cfg.matrix), dtype=torch.float32)  # as the World stores it
         return coherence_of(V.double().numpy()), "matrix: exact"
 

@@ -29,6 +29,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from ..errors import require_float_range, require_int_range
+from .world_predictions import predicted_quantities
 
 DEFAULT_EPS = 0.1
 DEFAULT_VARSIGMA = 0.1
@@ -148,8 +149,6 @@ def predict(cfg: Any, eps: float = DEFAULT_EPS, varsigma: float = DEFAULT_VARSIG
     ``classical_sparsity_limit`` (``None`` when d <= 1 or mu = 0), ``donoho_tanner_rho`` (at d/n) and
     ``donoho_tanner_sparsity``, and ``constants`` (the ones used here).
     """
-    from .world_predictions import predicted_quantities
-
     q = predicted_quantities(cfg)
     n, d, s, f = q.n, q.d, q.s_theorem, q.f
     band = resonance_band(f, d, c_low, c_high)

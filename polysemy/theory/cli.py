@@ -13,19 +13,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
+
+from ..cli import add_command
 from ..errors import require_int_range
 from ..io import to_jsonable
 from ..jsonout import emit_json
 from ..memory import FLOAT64, require_memory
+from ..simulate import World
+from ..simulate.cli_options import add_world_arguments, world_config_from_args
+from . import bands, conditions
 
 DEFAULT_SAMPLES = 20_000
 MAX_SAMPLES = 10_000_000
 
 
 def register(subparsers) -> None:
-    from ..cli import add_command
-    from ..simulate.cli_options import add_world_arguments
-
     parser = add_command(subparsers, "check", "check a world's identifiability conditions and print its "
                          "predicted band", __doc__)
     add_world_arguments(parser)
@@ -38,11 +41,6 @@ def register(subparsers) -> None:
 
 def check_world(cfg, samples: int = DEFAULT_SAMPLES, data_seed: int = 0) -> dict[str, Any]:
     """The whole ``check`` result for a ``WorldConfig`` as a JSON-able dict (what ``--json`` prints)."""
-    import torch
-
-    from ..simulate import World
-    from . import bands, conditions
-
     require_int_range("samples", samples, 0, MAX_SAMPLES)
     require_int_range("data_seed", data_seed, 0)
     world = World(cfg)
@@ -123,8 +121,6 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def run_check(args) -> int:
-    from ..simulate.cli_options import world_config_from_args
-
     cfg = world_config_from_args(args)
     samples = args.samples or 0
     require_memory({"--n x --d (the true dictionary)": 3.0 * FLOAT64 * cfg.n * cfg.d,

@@ -31,6 +31,8 @@ import numpy as np
 
 from ..configs import Config
 from ..errors import require, require_float_range
+from ..simulate import World
+from ..simulate.stats import coherence, empirical_frequencies, empirical_rho2
 from .bands import donoho_tanner_rho
 from .world_predictions import predicted_quantities
 
@@ -147,9 +149,6 @@ def _column_rank_ratio(idx: np.ndarray, val: np.ndarray, n: int) -> float:
 
 def measured_conditions(cfg_or_world, batch, constants: ConditionConstants | None = None) -> list[ConditionReport]:
     """H1, H2, H3 from ``batch`` (a ``Batch`` with indices/values) and V1 from the world's realised V."""
-    from ..simulate import World
-    from ..simulate.stats import coherence, empirical_frequencies, empirical_rho2
-
     constants = constants or ConditionConstants()
     world = cfg_or_world if isinstance(cfg_or_world, World) else World(cfg_or_world)
     n, d = world.n, world.d
@@ -187,8 +186,6 @@ def measured_conditions(cfg_or_world, batch, constants: ConditionConstants | Non
 
 def check_conditions(cfg, batch=None, constants: ConditionConstants | None = None) -> list[ConditionReport]:
     """Predicted reports for H1, H2, H3, V1, then (with ``batch``) the measured ones."""
-    from ..simulate import World
-
     world = cfg if isinstance(cfg, World) else World(cfg)
     reports = predicted_conditions(world, constants)
     if batch is not None:

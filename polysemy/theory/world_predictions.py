@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..simulate import World
 from ..simulate.bounds import gaussian_coherence  # noqa: F401 (re-exported: the theory's predictor)
 
 
@@ -47,8 +48,6 @@ class PredictedWorld:
 
 
 def _config_and_world(cfg_or_world):
-    from ..simulate import World
-
     if isinstance(cfg_or_world, World):
         return cfg_or_world.config, cfg_or_world
     return cfg_or_world, World(cfg_or_world)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ...sae.diagnostics import samples_to_recovery  # noqa: F401  (one rule for every curve; re-exported)
+from ...theory import metrics
 
 
 class PeerUnavailable(RuntimeError):
@@ -129,8 +130,6 @@ class RecoveryMonitor:
         self._paused += time.perf_counter() - paused_at
 
     def record(self, samples: int, seconds: float, rows_MD) -> None:
-        from ...theory import metrics
-
         rows = rows_MD.detach().float().cpu().numpy() if torch.is_tensor(rows_MD) else np.asarray(rows_MD)
         frr = metrics.frr(rows, self.truth_ND.detach().float().cpu().numpy(), taus=(0.9, 0.99))
         self.curve.append({"samples": int(samples), "seconds": float(seconds),

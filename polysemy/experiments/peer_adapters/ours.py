@@ -13,14 +13,13 @@ from collections.abc import Iterator
 
 import torch
 
+from ...sae import TrainConfig, train
+from ...sae.trainer import to_cpu
 from .base import FittedSystem, RecoveryMonitor
 
 
 def available() -> tuple[bool, str]:
-    try:
-        from ...sae import train  # noqa: F401
-    except Exception as exc:  # the sae subpackage is missing or broken
-        return False, f"polysemy.sae is not importable ({exc.__class__.__name__}: {exc})"
+    """polysemy's own methods are always there (this module imported :mod:`polysemy.sae`)."""
     return True, "polysemy"
 
 
@@ -52,8 +51,6 @@ def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budg
         device: str = "cpu", batch_size: int | None = None) -> FittedSystem:
     """Train polysemy's ``method`` at its default settings (plus ``k`` for TopK, and ``batch_size`` if
     given: ``stream`` must then yield batches of that size) on ``budget`` samples."""
-    from ...sae import TrainConfig, train
-
     cfg = TrainConfig(method=method, width=width, seed=seed)
     if batch_size is not None:
         cfg = cfg.replace(batch_size=int(batch_size))
@@ -65,7 +62,6 @@ def fit(method: str, stream: Iterator[torch.Tensor], *, d: int, width: int, budg
     monitor.start()
     result = train(cfg, stream, d, truth=truth_ND, progress=False, device=device)
     if torch.device(device).type != "cpu":
-        from ...sae.trainer import to_cpu
         result = to_cpu(result)
     seconds = float(getattr(result, "seconds", monitor.training_seconds))
     model = result.model
