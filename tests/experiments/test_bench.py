@@ -18,15 +18,6 @@ from polysemy.experiments.throughput import (BenchConfig, ReferenceStep, classif
                                              nominal_step_flops)
 
 
-@pytest.fixture
-def one_thread():
-    """Timing loops of tiny steps on a busy 2-core machine run far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @settings(max_examples=8, deadline=None)
 @given(batch=st.integers(1, 16), d=st.integers(1, 12), width=st.integers(1, 24))
 def test_reference_step_runs_exactly_the_five_products_of_a_plain_step(batch, d, width):

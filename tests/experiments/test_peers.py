@@ -18,13 +18,7 @@ from polysemy.experiments import peers
 from polysemy.experiments.peer_adapters.base import RecoveryMonitor, rebatch, samples_to_recovery
 from polysemy.experiments.peers import PeersConfig, SystemSpec, build_world, checkpoint_schedule, systems_for
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small training steps on a busy 2-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/experiments/conftest.py
 
 
 EXTRA = "the optional 'peers' extra is not installed (pip install -e '.[peers]')"

@@ -17,12 +17,7 @@ from polysemy.experiments.store import ResultStore
 from polysemy.experiments.throughput import BENCH_CSV_COLUMNS, BenchConfig, BenchSpec
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/experiments/conftest.py
 
 
 def _counting(monkeypatch, module, name, fail_on_call=None, exc=KeyboardInterrupt):

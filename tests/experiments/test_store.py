@@ -2,12 +2,10 @@
 
 import json
 import math
-import os
 
 import pandas as pd
 import pytest
 
-from polysemy.io import write_text_atomic as atomic_write_text
 from polysemy.experiments.store import ResultStore, flatten_row, load_results, versions
 
 
@@ -44,20 +42,6 @@ def test_empty_store_reads_as_empty_frame(tmp_path):
 def test_flatten_keeps_lists_and_nested_keys():
     flat = flatten_row({"a": {"b": {"c": 1}, "l": [1, 2]}, "x": None})
     assert flat == {"a.b.c": 1, "a.l": [1, 2], "x": None}
-
-
-def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / "cells" / "c.json"
-    atomic_write_text(path, "old")
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
-        atomic_write_text(path, "new")
-    monkeypatch.undo()
-    assert path.read_text() == "old"  # the finished file is untouched by a failed write
 
 
 def test_stale_temporaries_are_ignored_and_removed(tmp_path):
