@@ -17,11 +17,11 @@ from ..errors import ConfigError, require_int_range
 from ..jsonout import emit_json
 from ..outputs import check_output_dir
 from ..sae.trainer import check_device
+from . import figures, sweeps  # registries: read FIGURES / SWEEPS when used
 from .dask_address import check_dask_address
-from .figures import FIGURES, make_figure
 from .runner import run_sweep
 from .store import check_store_dir
-from .sweeps import DEFAULT_SWEEP_ROOT, SWEEPS, get_sweep, method_variants, store_dir_for
+from .sweeps import DEFAULT_SWEEP_ROOT, get_sweep, method_variants, store_dir_for
 
 RESUME_HINT = "finished cells are kept; run the same command again to resume"
 
@@ -30,9 +30,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "sweep", help="run (or resume) a named sweep into a result store",
         description="Run a named sweep. Finished cells are kept; rerun the same command to resume. "
-                    f"Sweeps: {', '.join(SWEEPS)}. The sweep 'methods' runs every registered method: "
+                    f"Sweeps: {', '.join(sweeps.SWEEPS)}. The sweep 'methods' runs every registered method: "
                     f"{', '.join(v['train.method'] for v in method_variants())}.")
-    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(SWEEPS)}")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(sweeps.SWEEPS)}")
     _add_common(p)
     p.add_argument("--out", default=None, help="result store directory (default runs/sweeps/NAME[-quick])")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
@@ -43,8 +43,8 @@ def register(subparsers) -> None:
 
     f = subparsers.add_parser(
         "figures", help="draw the paper's figures (PNG, PDF and the CSV behind each)",
-        description=f"Draw figures (default: all). Figures: {', '.join(FIGURES)}.")
-    f.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(FIGURES)}")
+        description=f"Draw figures (default: all). Figures: {', '.join(figures.FIGURES)}.")
+    f.add_argument("names", nargs="*", metavar="NAME", help=f"any of: {', '.join(figures.FIGURES)}")
     _add_common(f)
     f.add_argument("--out", default=None, help="figure directory (default runs/figures[-quick])")
     f.add_argument("--store", default=str(DEFAULT_SWEEP_ROOT),
@@ -87,10 +87,10 @@ def _cmd_sweep(args) -> int:
 
 def _cmd_figures(args) -> int:
     require_int_range("--jobs", args.jobs, 1, 256)
-    names = args.names or list(FIGURES)
-    unknown = [n for n in names if n not in FIGURES]
+    names = args.names or list(figures.FIGURES)
+    unknown = [n for n in names if n not in figures.FIGURES]
     if unknown:
-        raise ConfigError(f"figure name must be one of {', '.join(FIGURES)}; got {', '.join(unknown)}")
+        raise ConfigError(f"figure name must be one of {', '.join(figures.FIGURES)}; got {', '.join(unknown)}")
     out = Path(args.out) if args.out else Path("runs") / ("figures-quick" if args.quick else "figures")
     check_output_dir("--out", out)
     check_output_dir("--store", args.store)
@@ -98,8 +98,8 @@ def _cmd_figures(args) -> int:
     start = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        paths = make_figure(name, out=out, quick=args.quick, store_root=args.store, jobs=args.jobs,
-                            dask_address=args.dask)
+        paths = figures.make_figure(name, out=out, quick=args.quick, store_root=args.store, jobs=args.jobs,
+                                    dask_address=args.dask)
         print(f"figure {name}: {', '.join(str(p) for p in paths)} ({time.perf_counter() - t0:.1f} s)")
     print(f"{len(names)} figure(s) in {time.perf_counter() - start:.1f} s -> {out}")
     return 0
