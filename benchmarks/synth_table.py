@@ -118,10 +118,11 @@ def reference_rows(world, args) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict], methods: list[str], chosen: dict[str, float]) -> list[dict]:
+def summarise(rows: list[dict], methods: list[str], chosen: dict[str, float], seeds: int) -> list[dict]:
+    """Mean and sd per method over its main runs of seeds 0 .. seeds - 1 (a file may hold more seeds)."""
     table = []
     for method in methods:
-        runs = [r for r in rows if r["phase"] == "main" and r["method"] == method]
+        runs = [r for r in rows if r["phase"] == "main" and r["method"] == method and r["seed"] < seeds]
         if not runs:
             continue
         entry = {"method": method, "lr": chosen[method], "params": runs[0]["params"], "seeds": len(runs)}
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             run("main", method, chosen[method], seed, args.steps)
     rows = list(done.values())
-    table = summarise(rows, methods, chosen)
+    table = summarise(rows, methods, chosen, args.seeds)
     refs = reference_rows(world, args)
     text = markdown(table, refs, world, args)
     print(text)
