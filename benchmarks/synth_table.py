@@ -7,7 +7,8 @@ world given with the usual world options (``--preset``, ``--n``, ...). Every met
 SAELens's default) for ``--steps`` (5000) steps, over ``--seeds`` (3) seeds; a seed fixes the data
 stream and the initialisation (the world stays the same, as in SynthSAEBench).
 
-Matched sparsity (our choices): ``topk`` and ``batchtopk`` get k = round(true L0); ``ba-theory`` gets
+Matched sparsity (our choices): every method with a knob ``k`` (``topk``, ``batchtopk``, ``topk-tied``,
+``matryoshka-batchtopk``) gets k = round(true L0); ``ba-theory`` gets
 the target frequency p = true L0 / width, so its neurons fire at the true L0 in total. ``relu-l1`` and
 ``jumprelu`` keep their default penalties and ``gba``, ``gba-paper`` and ``ba`` their default targets (none of these
 knobs sets L0 directly); their L0 column shows where they land. TopK-family latents fire at most k per
@@ -61,7 +62,7 @@ HEADERS = ("MCC", "F1", "precision", "recall", "uniqueness", "EV", "L0", "dead")
 
 def matched_params(method: str, world, width: int) -> dict:
     """The sparsity knob set to the world's true L0 where a method has one (module docstring)."""
-    if method in ("topk", "batchtopk"):
+    if "k" in get_method(method).Params.field_names():      # topk, batchtopk, topk-tied, matryoshka-batchtopk
         return {"k": max(1, int(round(world.expected_l0)))}
     if method == "ba-theory":
         return {"target": min(0.5, world.expected_l0 / width)}
@@ -69,7 +70,7 @@ def matched_params(method: str, world, width: int) -> dict:
 
 
 def run_key(row: dict) -> str:
-    keys = ("phase", "method", "lr", "seed", "steps", "width", "batch_size", "world", "eval_samples")
+    keys = ("phase", "method", "params", "lr", "seed", "steps", "width", "batch_size", "world", "eval_samples")
     return json.dumps({k: row[k] for k in keys}, sort_keys=True)
 
 
@@ -197,7 +198,8 @@ def main(argv=None) -> int:
     common = {"width": args.width, "batch_size": args.batch_size, "world": world_id, "eval_samples": args.eval_samples}
 
     def run(phase: str, method: str, lr: float, seed: int, steps: int) -> dict:
-        row = {"phase": phase, "method": method, "lr": lr, "seed": seed, "steps": steps, **common}
+        row = {"phase": phase, "method": method, "params": matched_params(method, world, args.width), "lr": lr,
+               "seed": seed, "steps": steps, **common}
         key = run_key(row)
         if key in done:
             return done[key]
