@@ -94,8 +94,7 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
-def train_one(world, method: str, lr: float, seed: int, steps: int, args) -> dict:
-    params = matched_params(method, world, args.width)
+def train_one(world, method: str, params: dict, lr: float, seed: int, steps: int, args) -> dict:
     cfg = TrainConfig(method=method, width=args.width, steps=steps, batch_size=args.batch_size, lr=lr,
                       seed=seed, params=params)
     start = time.perf_counter()
@@ -203,7 +202,7 @@ def main(argv=None) -> int:
         key = run_key(row)
         if key in done:
             return done[key]
-        row.update(train_one(world, method, lr, seed, steps, args))
+        row.update(train_one(world, method, row["params"], lr, seed, steps, args))
         append_row(args.out, row)
         done[key] = row
         print(f"{phase:5s} {method:10s} lr={lr:g} seed={seed} mcc={row['mcc']:.3f} l0={row['l0']:.2f} "

@@ -347,7 +347,11 @@ class TrainState:
         log-point callbacks (history statistics, recovery against the truth, progress, user hooks) is
         not counted (``log_seconds``), so the clock measures training alone, as the peers' monitor
         clocks do (our choice; issue 11)."""
-        return self.seconds0[g] + time.perf_counter() - self.started - self.log_seconds
+        return self.seconds0[g] + self._elapsed()
+
+    def _elapsed(self) -> float:
+        """This run's training time: wall time since the start, less the log-point callbacks."""
+        return time.perf_counter() - self.started - self.log_seconds
 
     def sae(self, g: int) -> SAE:
         """A copy of model g as it is now (an ``SAE``, on the training device)."""
@@ -376,7 +380,7 @@ class TrainState:
 
     def open_rows(self) -> None:
         """A log point: a new history row per live model, with step, samples and seconds."""
-        elapsed = time.perf_counter() - self.started - self.log_seconds
+        elapsed = self._elapsed()       # one timestamp for every model's row
         self.rows = {}
         for g in self.live:
             row = {"step": self.step, "samples": self.samples[g], "seconds": self.seconds0[g] + elapsed}

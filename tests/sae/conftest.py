@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from polysemy.sae import TrainConfig
 from polysemy.simulate import World, WorldConfig
 
 torch.set_num_threads(1)
@@ -17,6 +18,13 @@ SMALL_PARAMS = {  # method -> params that make a few dozen steps meaningful on a
     "relu-l1": {},
     "jumprelu": {},
 }
+
+
+def cfg_for(method, **kw):
+    """A tiny TrainConfig for ``method`` (width 48, 40 steps of 64, a log every 10) with its SMALL_PARAMS."""
+    base = dict(method=method, width=48, steps=40, batch_size=64, log_every=10, params=SMALL_PARAMS[method])
+    base.update(kw)
+    return TrainConfig(**base)
 
 
 @pytest.fixture(scope="session")

@@ -18,15 +18,9 @@ from polysemy.sae.callbacks import Callback, Snapshots, TensorBoardLogger
 from polysemy.simulate import World, WorldConfig
 from polysemy.theory import metrics
 
-from .conftest import SMALL_PARAMS
+from .conftest import cfg_for
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "trainer_history.json"
-
-
-def cfg_for(method, **kw):
-    base = dict(method=method, width=48, steps=40, batch_size=64, log_every=10, params=SMALL_PARAMS[method])
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def states_equal(a, b):

@@ -7,15 +7,9 @@ from polysemy.errors import ConfigError
 from polysemy.sae import NonFiniteError, TrainConfig, train, train_stacked
 from polysemy.sae.models import TiedSAE
 
-from .conftest import SMALL_PARAMS
+from .conftest import SMALL_PARAMS, cfg_for
 
 METHODS = sorted(SMALL_PARAMS)
-
-
-def cfg_for(method, **kw):
-    base = dict(method=method, width=48, steps=40, batch_size=64, log_every=10, params=SMALL_PARAMS[method])
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def states_equal(a, b):
