@@ -12,7 +12,8 @@ Importing this package does not import transformers; the functions that need it 
 See docs/llm.md.
 """
 
-from .bench import LLMBenchConfig, format_table, run_llm_bench
+from .bench import format_table, run_llm_bench
+from .config import LLMBenchConfig
 from .deps import require_transformers, transformers_available
 from .evaluate import consistency, evaluate_sae
 from .extract import extract_activations

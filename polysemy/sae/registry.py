@@ -27,21 +27,49 @@ from ..errors import ConfigError
 _METHODS: dict[str, type] = {}
 
 
-def param(default: Any = dataclasses.MISSING, help: str = "", *, cli: bool = True, flag: str | None = None,
-          structural: bool = False, shown: str | None = None) -> Any:
-    """A method parameter: a dataclass field whose metadata the registry reads.
+def param(default: Any = dataclasses.MISSING, help: Any = "", *, cli: bool = True, flag: str | None = None,
+          structural: bool = False, shown: str | None = None, metavar: str | None = None,
+          choices: tuple | None = None, cli_type: Any = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A declared parameter: a dataclass field whose metadata the registry and the CLIs read (a method's
+    ``Params``; the sections of ``polysemy.llm.config.LLMBenchConfig``).
 
-    help:       one line for ``polysemy train --help`` and the docs (the defaults are added there).
-    cli:        whether ``polysemy train`` has a flag for it; ``flag``: its name when it is not the
-                field name with ``-`` for ``_``.
+    help:       one line for ``--help`` and the docs (``polysemy train`` adds the defaults); a function
+                of no arguments when the line lists what is registered when the parser is built.
+    cli:        whether the command has a flag for it; ``flag``: its name when it is not the
+                field name with ``-`` for ``_`` (:func:`field_flags`).
     structural: models with different values cannot share a stack (``Method.structure_key``).
     shown:      how the default reads where it is not a plain value (``aux_k``'s None is "d/2").
+    metavar, choices: passed to argparse; cli_type: the argparse type where the annotation's
+                (:func:`cli_parser`) is not the one.
+    default_factory: as ``dataclasses.field`` (a dict or a list made per instance).
 
     A subclass that only changes a default may redeclare the field plainly (``a0: float = 0.1``):
-    the metadata is looked up along the class hierarchy (:meth:`MethodParams.meta`).
+    the metadata is looked up along the class hierarchy (:func:`field_meta`).
     """
-    meta = {"help": help, "cli": cli, "flag": flag, "structural": structural, "shown": shown}
-    return dataclasses.field(default=default, metadata=meta)
+    meta = {"help": help, "cli": cli, "flag": flag, "structural": structural, "shown": shown,
+            "metavar": metavar, "choices": tuple(choices) if choices else None, "cli_type": cli_type}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def field_meta(cls: type, name: str) -> dict:
+    """The :func:`param` metadata of field ``name`` of the dataclass ``cls``: the nearest class along
+    the hierarchy that declared it with metadata ({} if none did)."""
+    for klass in cls.__mro__:
+        found = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if found is not None and found.metadata:
+            return dict(found.metadata)
+    return {}
+
+
+def field_flags(cls: type) -> list[tuple[str, str, dict]]:
+    """(flag, field name, metadata) of every field of the dataclass ``cls`` that has a flag (``cli``,
+    true unless declared otherwise): the declared ``flag``, else the name with ``-`` for ``_``."""
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = field_meta(cls, f.name)
+        if meta.get("cli", True):
+            out.append((meta.get("flag") or f.name.replace("_", "-"), f.name, meta))
+    return out
 
 
 def _hashable(value: Any) -> Any:
@@ -76,13 +104,8 @@ class MethodParams(Config):
 
     @classmethod
     def meta(cls, name: str) -> dict:
-        """The :func:`param` metadata of field ``name``: the nearest class along the hierarchy that
-        declared it with metadata ({} if none did)."""
-        for klass in cls.__mro__:
-            found = getattr(klass, "__dataclass_fields__", {}).get(name)
-            if found is not None and found.metadata:
-                return dict(found.metadata)
-        return {}
+        """The :func:`param` metadata of field ``name`` (:func:`field_meta`)."""
+        return field_meta(cls, name)
 
     @classmethod
     def hints(cls) -> dict[str, Any]:
@@ -175,7 +198,7 @@ def _word_or_number(text: str):
 def _list_of(kind):
     def parse(text: str) -> tuple:
         try:
-            return tuple(kind(item) for item in text.split(",") if item.strip())
+            return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
         except ValueError:
             raise ConfigError(f"expected a comma-separated list of {kind.__name__} values, got {text!r}") from None
 
@@ -213,12 +236,12 @@ def _knobs(names: tuple) -> dict[str, Knob]:
     for m in names:
         cls = get_method(m).Params
         hints = cls.hints()
-        entries = [(cls.meta(f).get("flag") or f.replace("_", "-"), (f,), cls.meta(f)) for f in cls.field_names()
-                   if cls.meta(f).get("cli", True)]
+        entries = [(flag, (name,), meta) for flag, name, meta in field_flags(cls)]
         entries += [(flag, tuple(fields), {"help": text}) for flag, (fields, text) in cls.cli_aliases.items()]
         for flag, fields, meta in entries:
             entry = flags.setdefault(flag, {"names": fields, "help": meta.get("help", ""), "methods": [],
-                                            "parse": cli_parser(hints[fields[0]]), "defaults": {}})
+                                            "parse": meta.get("cli_type") or cli_parser(hints[fields[0]]),
+                                            "defaults": {}})
             if entry["names"] != fields:
                 raise ValueError(f"--{flag} sets {entry['names']} for some methods and {fields} for {m!r}")
             entry["methods"].append(m)

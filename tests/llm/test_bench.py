@@ -123,7 +123,7 @@ def test_bad_options_are_one_line_config_errors(tmp_path, capsys):
     assert main(["llm-bench", "--quick", "--extra-texts", "austen", "--out", str(tmp_path)]) == 2
     assert "extra_texts" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="methods"):
-        LLMBenchConfig(methods=("gba", "sparse-magic"))
+        LLMBenchConfig.full(methods=("gba", "sparse-magic"))
     if not torch.cuda.is_available():
         assert main(["llm-bench", "--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
         assert "device" in capsys.readouterr().err
@@ -133,14 +133,15 @@ def test_config_json_round_trip_and_presets():
     cfg = LLMBenchConfig.quick(layer=3, topk_ks=(8, 16))
     assert LLMBenchConfig.from_json(cfg.to_json()) == cfg
     assert [s[0] for s in cfg.settings()].count("topk") == 2
-    assert cfg.lr_sweep and LLMBenchConfig().lr_sweep == ()   # the presets sweep each method's lr
+    assert cfg.training.lr_sweep and LLMBenchConfig().training.lr_sweep == ()   # the presets sweep each method's lr
     medium = LLMBenchConfig.medium()
-    assert medium.width >= 8 * 576 and medium.tokens >= 1_000_000 and medium.steps is None
-    assert medium.seeds_for("main", "gba") == 3 and medium.seeds_for("l0-matched", "topk") == 3
+    assert medium.training.width >= 8 * 576 and medium.budget.tokens >= 1_000_000 and medium.training.steps is None
+    assert medium.training.seeds_for("main", "gba") == 3 and medium.training.seeds_for("l0-matched", "topk") == 3
     full = LLMBenchConfig()
-    assert full.ce_tokens >= 50_000 and full.ce_seeds is None and full.steps is None
+    assert full.budget.ce_tokens >= 50_000 and full.budget.ce_seeds is None and full.training.steps is None
     # the defaults fit the packaged Wikipedia summaries (1,058,313 SmolLM2 tokens) without extra texts
-    assert full.tokens + full.eval_tokens + full.ce_tokens < 1_058_313 and full.extra_texts == ()
+    budget = full.budget
+    assert budget.tokens + budget.eval_tokens + budget.ce_tokens < 1_058_313 and full.source.extra_texts == ()
 
 
 def test_stacked_seeds_train_the_same_saes_as_one_by_one(tiny_model_dir, tmp_path):

@@ -91,7 +91,7 @@ def test_gpu_script_plan_runs_at_a_tiny_size_on_the_cpu(tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert report["layer"] == 15 and report["dtype"] == "bfloat16" and report["config"]["store_dtype"] == "bfloat16"
+    assert report["layer"] == 15 and report["dtype"] == "bfloat16" and report["config"]["source"]["store_dtype"] == "bfloat16"
     assert {(r["method"], r["arm"]) for r in report["methods"]} >= {("gba", "main"), ("topk", "l0-matched"),
                                                                       ("batchtopk", "l0-matched"), ("topk-tied", "architecture")}
     assert "llm_gpu.sh: smollm2-135m-instruct layer 15 on cpu" in done.stderr

@@ -214,7 +214,7 @@ def test_llm_bench_plans_it_on_request():
     tiny model: tests/llm/test_bench.py::test_matryoshka_batchtopk_runs_in_llm_bench)."""
     from polysemy.llm.bench import LLMBenchConfig
 
-    assert M not in LLMBenchConfig().methods                      # opt-in: not in the default list
+    assert M not in LLMBenchConfig().plan.methods                 # opt-in: not in the default list
     cfg = LLMBenchConfig.quick(methods=("gba", M), width=64, batch_size=32)
     rows = cfg.settings() + cfg.matched_settings(3)
     assert (M, "k=64", M, {"k": 64}, "main") in rows and (M, "k=3 (L0 of gba)", M, {"k": 3}, "l0-matched") in rows

@@ -121,12 +121,13 @@ class Method:
         return {self.name: color} if color else {}
 
     def bench_settings(self, bench) -> list[tuple]:
-        """llm-bench rows known before training: (row name, setting label, method, params, arm).
-        One row at ``bench.params_for(name)``, or one per value of ``bench_axis``."""
-        params = bench.params_for(self.name)
+        """llm-bench rows known before training: (row name, setting label, method, params, arm); ``bench``
+        is the run's ``polysemy.llm.config.LLMBenchConfig``. One row at ``bench.plan.params_for(name)``, or
+        one per value of ``bench_axis``."""
+        params = bench.plan.params_for(self.name)
         if self.bench_axis is None:
             return [(self.name, "", self.name, params, "main")]
-        values = [self.axis_value(v) for v in bench.sweep_for(self.name)]
+        values = [self.axis_value(v) for v in bench.plan.sweep_for(self.name)]
         return [(self.name, f"{self.bench_axis}={v:g}", self.name, {**params, self.bench_axis: v}, "main")
                 for v in values]
 
@@ -143,7 +144,7 @@ class Method:
         """llm-bench rows at k = GBA's measured L0 (``bench_match_l0``)."""
         if not self.bench_match_l0:
             return []
-        return [(self.name, label, self.name, {**bench.params_for(self.name), "k": k}, "l0-matched")]
+        return [(self.name, label, self.name, {**bench.plan.params_for(self.name), "k": k}, "l0-matched")]
 
     def bench_params(self, params: dict, steps: int) -> dict:
         """Parameters for a bench run of ``steps`` steps (batchtopk: its threshold's decay)."""

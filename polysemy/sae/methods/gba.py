@@ -256,15 +256,15 @@ class GBA(TiedMethod):
         return {**super().plot_colors(), f"{self.name}-tied": "tab:pink", f"{self.name}-untied": "tab:brown"}
 
     def bench_settings(self, bench) -> list[tuple]:
-        """The main row; one row per target scale (``bench.sweep_for``: every target frequency, htf and
-        ltf, times the scale: GBA's own frontier); with ``bench.tied_arms``, the other decoder than the
-        main row's (the architecture arm, ``<name>-tied`` or ``<name>-untied``)."""
-        params = bench.params_for(self.name)
+        """The main row; one row per target scale (``bench.plan.sweep_for``: every target frequency, htf
+        and ltf, times the scale: GBA's own frontier); with ``bench.plan.tied_arms``, the other decoder
+        than the main row's (the architecture arm, ``<name>-tied`` or ``<name>-untied``)."""
+        params = bench.plan.params_for(self.name)
         plan = [(self.name, "", self.name, params, "main")]
-        for scale in bench.sweep_for(self.name):
-            p = self.scaled_targets(params, float(scale), bench.batch_size)
+        for scale in bench.plan.sweep_for(self.name):
+            p = self.scaled_targets(params, float(scale), bench.training.batch_size)
             plan.append((self.name, f"htf={p['htf']:.3g}", self.name, p, "gba-frontier"))
-        if bench.tied_arms:
+        if bench.plan.tied_arms:
             other = "untied" if self.Params.resolve(params).decoder == "tied" else "tied"
             plan.append((f"{self.name}-{other}", "", self.name, {**params, "decoder": other}, "architecture"))
         return plan
