@@ -97,6 +97,9 @@ def register(subparsers) -> None:
                             f"{','.join(s for s in system_families() if s not in SYSTEM_FAMILIES)}")
     peers.add_argument("--seed", type=int, default=None, help="initialisation seed (default 0)")
     peers.add_argument("--device", default=None, help="where polysemy and sparsify train: cpu (default), cuda")
+    peers.add_argument("--timing-rounds", type=int, default=None,
+                       help="train the TopK-type systems given the same k this many times, alternating "
+                            "their order, and report the median seconds (1-9, default 1)")
     peers.set_defaults(func=run_peers_command, interrupt_hint=RESUME_HINT)
 
 
@@ -140,7 +143,7 @@ def _require_bench_memory(cfg) -> None:
 
 
 def run_peers_command(args) -> int:
-    changes = _given(args, "budget", "worlds", "systems", "seed", "device")
+    changes = _given(args, "budget", "worlds", "systems", "seed", "device", "timing_rounds")
     cfg = PeersConfig.quick(**changes) if args.quick else PeersConfig(**changes)
     out_dir = args.out or ("runs/peers-quick" if args.quick else "runs/peers")
     check_output_dir("--out", out_dir)

@@ -9,6 +9,10 @@ latent is dead if it never fired on the evaluation set: the stated window) and e
 Along training, FRR is measured at sample checkpoints (geometrically spaced, our choice) to give
 the number of samples needed to reach FRR(0.9) ≥ 0.95 ("never" if not within the budget) and the
 recovery-against-wall-clock figure. Wall-clock seconds are training time only, evaluations excluded.
+On a shared machine one run's clock is noisy (±15% here), so with ``timing_rounds`` R > 1 the TopK-type
+systems given the same k on a world are trained R times, one after another in alternating order
+(forward, then reversed, ...), and their ``seconds`` is the median of the R rounds (all of them in
+``seconds_rounds``); the curve and the scores are those of the first round (the same training again).
 
 Systems (TopK-type ones get the true k = round(expected L0) and a wrong k = 4 × true k):
 ``polysemy-gba`` (defaults), ``polysemy-topk``, ``saelens-topk``, ``saelens-batchtopk``,
@@ -73,6 +77,7 @@ class PeersConfig(Config):
     sklearn_max_seconds: float = 120.0  # per α: sparse coding is slow, so it is capped in time
     eval_samples: int = 8192        # held-out evaluation set; also the dead-latent window
     device: str = "cpu"             # where polysemy and sparsify train (the others: CPU only)
+    timing_rounds: int = 1          # > 1: TopK-type systems given the same k retrain alternately, median seconds
 
     def validate(self) -> None:
         require(len(self.worlds) >= 1, "worlds must name at least one world")
@@ -93,6 +98,7 @@ class PeersConfig(Config):
                 f"sklearn_max_seconds must be > 0, got {self.sklearn_max_seconds!r}")
         require(isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda"),
                 f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        require_int_range("timing_rounds", self.timing_rounds, 1, 9)
 
     @classmethod
     def quick(cls, **changes) -> "PeersConfig":
@@ -104,8 +110,9 @@ class PeersConfig(Config):
 
 # -- worlds -----------------------------------------------------------------------------------------
 def build_world(name: str):
-    """``uniform``: n = 512, d = 128, exactly s = 5 of n per sample. ``paper-toy``: the paper's
-    imbalanced world (n = 128, d = 42, half the samples s = 3, half s = 20), docs/paper.md section 1."""
+    """``uniform``: n = 512, d = 128, exactly s = 5 of n per sample. ``paper-toy``: the preset of that
+    name, the paper's imbalanced world (n = 128, half the samples s = 3, half s = 20) as calibrated
+    against the paper's TopK rows (``polysemy.simulate.presets``)."""
     if name == "uniform":
         return World(WorldConfig(n=512, d=128, s=5))
     if name == "paper-toy":
@@ -299,17 +306,26 @@ class PeersSpec:
     in_process = True
 
     def systems(self) -> list[tuple[str, SystemSpec]]:
-        """(world name, system) of every unit, in run order."""
+        """(world name, system) of every unit, in run order: per world, the systems given the true k
+        one after another, then those given the wrong k, then the rest, so that the clocks of systems
+        compared with each other are read minutes apart at most on a shared machine (our choice)."""
         families = self.config.systems if self.families is None else self.families
-        return [(w, s) for w in self.config.worlds for s in systems_for(_world(w), families)]
+        rank = {"true k": 0, "wrong k": 1}
+        return [(w, s) for w in self.config.worlds
+                for s in sorted(systems_for(_world(w), families), key=lambda s: rank.get(s.k_label, 2))]
 
     def expand(self) -> list:
         cfg = self.config.to_dict()
         units = []
+        rounds = self.config.timing_rounds
         for world_name, system in self.systems():
             fields = UNIT_FIELDS + (SKLEARN_FIELDS if system.family == "sklearn-mbdl" else ())
-            units.append(Unit.make(UNIT_KIND, {"world": world_name, "family": system.family, "k": system.k,
-                                               "k_label": system.k_label, **{f: cfg[f] for f in fields}}))
+            key = {"world": world_name, "family": system.family, "k": system.k, "k_label": system.k_label,
+                   **{f: cfg[f] for f in fields}}
+            timed = rounds > 1 and is_topk_family(system.family)
+            if timed:   # only then part of the key, so the stores of single-round runs stay valid
+                key["timing_rounds"] = rounds
+            units.append(Unit.make(UNIT_KIND, key, group=f"{world_name}:{system.k_label}" if timed else None))
         return units
 
     def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):
@@ -335,7 +351,25 @@ def evaluate_units(cfg: PeersConfig, units: list) -> list[dict]:
             continue
         m = score(fitted, world, evaluation_set(world, cfg.eval_samples))
         out.append(make_row(spec, world_name, world, fitted, m, availability(spec.family)[1]))
+    if any("timing_rounds" in u.key for u in units):
+        _retime(cfg, units, out)
     return out
+
+
+def _retime(cfg: PeersConfig, units: list, rows: list[dict]) -> None:
+    """Rounds 2 .. R of ``timing_rounds``: train the group's systems again, alternating the order (the
+    first round ran forward, so the second runs reversed, ...); each row's ``seconds`` becomes the median
+    of its rounds and ``seconds_rounds`` lists them in round order."""
+    timed = [(u, row) for u, row in zip(units, rows) if "skipped" not in row]
+    for row in (row for _, row in timed):
+        row["seconds_rounds"] = [row["seconds"]]
+    for r in range(1, cfg.timing_rounds):
+        for unit, row in (timed[::-1] if r % 2 else timed):
+            key = unit.key
+            fitted = fit_system(SystemSpec(key["family"], key["k"], key["k_label"]), _world(key["world"]), cfg)
+            row["seconds_rounds"].append(fitted.seconds)
+    for row in (row for _, row in timed):
+        row["seconds"] = float(np.median(row["seconds_rounds"]))
 
 
 def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) -> dict:

@@ -176,22 +176,26 @@ class Unit:
 
     ``key`` says everything the unit's result depends on (JSON values); ``cell_id`` is its content
     address, the hash of ``kind`` and ``key`` (:func:`unit_id_for`), so a rerun with the same settings
-    finds the unit done and a changed setting makes a new unit. A unit runs alone (its own group).
-    Build one with :meth:`make`. The stored row is ``to_dict()`` plus the evaluator's result.
+    finds the unit done and a changed setting makes a new unit. A unit runs alone (its own group) unless
+    its spec gives it a ``group``. Build one with :meth:`make`. The stored row is ``to_dict()`` plus the
+    evaluator's result.
     """
 
     cell_id: str
     kind: str
     key: dict
+    group: str | None = None
 
     @classmethod
-    def make(cls, kind: str, key: dict) -> "Unit":
+    def make(cls, kind: str, key: dict, group: str | None = None) -> "Unit":
         key = to_jsonable(key)
-        return cls(unit_id_for(kind, key), kind, key)
+        return cls(unit_id_for(kind, key), kind, key, group)
 
     @property
     def shape_key(self) -> tuple:
-        return ("unit", self.cell_id)
+        """Units with the same ``group`` (not part of the content address) reach their evaluator together,
+        in one call (``polysemy peers --timing-rounds``: systems timed alternately); else a unit runs alone."""
+        return ("unit-group", self.group) if self.group is not None else ("unit", self.cell_id)
 
     def to_dict(self) -> dict:
         return {"cell_id": self.cell_id, "kind": self.kind, "unit": dict(self.key)}

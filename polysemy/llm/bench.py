@@ -103,22 +103,11 @@ CHECKPOINTS = "checkpoints"
 FIRING = "firing_frequency.json"   # beside each checkpoint: the held-out firing frequency per latent
 
 
-@dataclasses.dataclass(frozen=True)
-class LLMUnit(Unit):
+def llm_unit(kind: str, key: dict, group: str = "") -> Unit:
     """A :class:`~polysemy.experiments.spec.Unit` of the LLM bench; units sharing a non-empty ``group``
     run together (the seeds of a setting when they train stacked; the CE splices, which share the clean
     and zero-ablated passes), others alone."""
-
-    group: str = ""
-
-    @classmethod
-    def of(cls, kind: str, key: dict, group: str = "") -> "LLMUnit":
-        unit = Unit.make(kind, key)
-        return cls(unit.cell_id, unit.kind, unit.key, group)
-
-    @property
-    def shape_key(self) -> tuple:
-        return ("llm-bench", self.kind, self.group) if self.group else ("unit", self.cell_id)
+    return Unit.make(kind, key, group=f"llm-bench:{kind}:{group}" if group else None)
 
 
 @dataclasses.dataclass
@@ -176,20 +165,20 @@ class _Bench:
             return TrainConfig(method=method, width=training.width, steps=n_steps, batch_size=training.batch_size,
                                lr=lr, seed=seed, params=params, log_every=max(1, n_steps // 10))
 
-    def training_unit(self, kind: str, tcfg: TrainConfig, group: str = "") -> LLMUnit:
-        unit = LLMUnit.of(kind, {"data": self.data_key, "train": tcfg.to_dict()}, group)
+    def training_unit(self, kind: str, tcfg: TrainConfig, group: str = "") -> Unit:
+        unit = llm_unit(kind, {"data": self.data_key, "train": tcfg.to_dict()}, group)
         self.train_configs[unit.cell_id] = tcfg
         return unit
 
-    def sae_units(self, tcfgs: list[TrainConfig]) -> list[LLMUnit]:
+    def sae_units(self, tcfgs: list[TrainConfig]) -> list[Unit]:
         """The seeds of one setting; stacked training groups them (``train_stacked``)."""
         group = ""
         if self.stack and len(tcfgs) > 1:
             group = unit_id_for("setting", to_jsonable({**tcfgs[0].to_dict(), "seed": None}))
         return [self.training_unit(SAE_UNIT, t, group) for t in tcfgs]
 
-    def ce_unit(self, sae_id: str) -> LLMUnit:
-        unit = LLMUnit.of(CE_UNIT, {"data": self.data_key, "sae": sae_id,
+    def ce_unit(self, sae_id: str) -> Unit:
+        unit = llm_unit(CE_UNIT, {"data": self.data_key, "sae": sae_id,
                                     "batch_contexts": self.ce_batch_contexts}, "ce")
         self.sae_of_ce[unit.cell_id] = sae_id
         return unit
@@ -202,7 +191,7 @@ class _Bench:
         return self.store.root / CHECKPOINTS / cell_id
 
     # -- running them --------------------------------------------------------------------------------------
-    def run(self, units: list[LLMUnit]) -> dict[str, dict]:
+    def run(self, units: list[Unit]) -> dict[str, dict]:
         """Run ``units`` into the store (those already there are kept); {cell id: stored row}."""
         ids = list(dict.fromkeys(u.cell_id for u in units))
         for unit in units:   # a row whose checkpoint is gone or damaged: that SAE is trained again
@@ -217,7 +206,7 @@ class _Bench:
             self.reused[unit.kind][0] += unit.cell_id not in self.computed
         return {row["cell_id"]: row for row in self.store.rows(ids)}
 
-    def evaluate(self, units: list[LLMUnit]) -> list[dict]:
+    def evaluate(self, units: list[Unit]) -> list[dict]:
         """The runner's evaluator: every unit of a group is of one kind."""
         self.computed.update(u.cell_id for u in units)
         kind = units[0].kind
@@ -236,12 +225,12 @@ class _Bench:
             warnings.simplefilter("ignore")   # the buffer-size advisory is printed once per config otherwise
             return train(tcfg, self._stream(tcfg.seed), d=self.lm.d_model, progress=self.progress)
 
-    def _lr_trial(self, unit: LLMUnit) -> dict:
+    def _lr_trial(self, unit: Unit) -> dict:
         result = self._fit(self.train_configs[unit.cell_id])
         x_small = self.x_eval[:LR_SWEEP_EVAL_TOKENS]
         return {"nmse": evaluate_sae(result.model, x_small)["nmse"], "eval_tokens": int(x_small.shape[0])}
 
-    def _train(self, units: list[LLMUnit]) -> list[dict]:
+    def _train(self, units: list[Unit]) -> list[dict]:
         """Every seed of a setting: one stacked model (seconds split evenly) or one after another; each
         trained SAE is saved (atomically) before its row is returned, so a stored row has its model."""
         tcfgs = [self.train_configs[u.cell_id] for u in units]
@@ -263,7 +252,7 @@ class _Bench:
                         "checkpoint": f"{CHECKPOINTS}/{unit.cell_id}"})
         return out
 
-    def _splice(self, units: list[LLMUnit]) -> list[dict]:
+    def _splice(self, units: list[Unit]) -> list[dict]:
         models = [self.load(self.sae_of_ce[u.cell_id])[0] for u in units]
         results = self.ce().evaluate_many(models)
         return [{"ce": r} for r in results]

@@ -17,6 +17,7 @@ from polysemy.errors import ConfigError
 from polysemy.experiments import peers
 from polysemy.experiments.peer_adapters.base import RecoveryMonitor, rebatch, samples_to_recovery
 from polysemy.experiments.peers import PeersConfig, SystemSpec, build_world, checkpoint_schedule, systems_for
+from polysemy.experiments.runner import plan_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")   # tests/experiments/conftest.py
 
@@ -171,3 +172,47 @@ def test_a_missing_peer_is_skipped_with_its_reason(monkeypatch, capsys):
     assert result["skipped"] == [{"system": "saelens-topk",
                                   "reason": "sae-lens is not installed (ImportError); install the extra"}]
     assert "skipping saelens-topk: sae-lens is not installed" in capsys.readouterr().err
+
+
+def test_timing_rounds_group_the_systems_given_the_same_k_and_leave_other_keys_alone():
+    families = ("polysemy-topk", "sparsify-topk", "polysemy-gba")
+    single = peers.PeersSpec(PeersConfig(worlds=("uniform",), systems=families)).expand()
+    timed = peers.PeersSpec(PeersConfig(worlds=("uniform",), systems=families, timing_rounds=3)).expand()
+    # run order: the true-k systems one after another, then the wrong-k ones, then the rest
+    assert [(u.key["family"], u.key["k_label"]) for u in timed] == [
+        ("polysemy-topk", "true k"), ("sparsify-topk", "true k"),
+        ("polysemy-topk", "wrong k"), ("sparsify-topk", "wrong k"), ("polysemy-gba", "")]
+    groups = plan_groups(timed)
+    assert [[u.key["family"] for u in g] for g in groups] == [
+        ["polysemy-topk", "sparsify-topk"], ["polysemy-topk", "sparsify-topk"], ["polysemy-gba"]]
+    # single-round units keep their content address (stores of earlier runs stay valid), and so
+    # does a system the rounds do not apply to
+    assert {u.cell_id for u in single}.isdisjoint({u.cell_id for u in timed[:4]})
+    assert single[-1].cell_id == timed[-1].cell_id
+    assert all(u.group is None for u in single)
+
+
+def test_timing_rounds_alternate_the_order_and_report_the_median(monkeypatch):
+    cfg = PeersConfig(worlds=("uniform",), systems=("polysemy-topk", "sparsify-topk"), timing_rounds=4)
+    units = peers.PeersSpec(cfg).expand()[:2]
+    calls, clock = [], iter([5.0, 1.0, 7.0, 3.0, 2.0, 9.0])
+
+    def fake_fit(spec, world, cfg_):
+        calls.append(spec.family)
+        return peers.FittedSystem(W_dec=torch.zeros(1, 1), encode_fn=None, seconds=next(clock))
+
+    monkeypatch.setattr(peers, "fit_system", fake_fit)
+    rows = [{"seconds": 4.0}, {"seconds": 6.0}]
+    peers._retime(cfg, units, rows)
+    # round 1 ran forward (the rows' own seconds), round 2 reversed, round 3 forward, round 4 reversed
+    assert calls == ["sparsify-topk", "polysemy-topk", "polysemy-topk", "sparsify-topk",
+                     "sparsify-topk", "polysemy-topk"]
+    assert rows[0]["seconds_rounds"] == [4.0, 1.0, 7.0, 9.0]
+    assert rows[1]["seconds_rounds"] == [6.0, 5.0, 3.0, 2.0]
+    assert rows[0]["seconds"] == 5.5 and rows[1]["seconds"] == 4.0
+
+
+def test_timing_rounds_out_of_range_is_a_one_line_error(capsys, tmp_path):
+    assert main(["peers", "--timing-rounds", "0", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "timing_rounds" in err and "[1, 9]" in err and len(err.splitlines()) == 1
