@@ -95,5 +95,5 @@ def test_committed_results_keep_their_world_hashes():
     for name in ("calibrate_paper_toy", "gba_acceptance", "recovery_gba_study", "recovery_toy_table"):
         _world_dicts(json.loads((results / f"{name}.json").read_text()), found)
     hashes = sorted({WorldConfig.from_dict(d).config_hash() for d in found})
-    assert (len(found), len(hashes)) == (94, 33)
-    assert hashlib.sha256(",".join(hashes).encode()).hexdigest()[:16] == "8981f8cb6a01112f"
+    assert (len(found), len(hashes)) == (202, 45)
+    assert hashlib.sha256(",".join(hashes).encode()).hexdigest()[:16] == "0076284a793748f3"
