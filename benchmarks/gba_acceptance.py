@@ -5,7 +5,7 @@ Parts (``--part NAME``, repeatable; default all):
 - ``scale``: ``gba`` with its defaults on ``theorem-uniform`` (n = 256, d = 64, s = 3, width 512,
   5000 x 512) with every sample multiplied by C = 0.1, 1 and 10. Goal: FRR(0.9) >= 0.99 and
   FRR(0.99) >= 0.95 at each C, and no bias at a bound.
-- ``toy``: the calibrated ``paper-toy`` (n = 128, d = 112, half s = 3 / half s = 20), width 256:
+- ``toy``: the calibrated ``paper-toy`` (n = 128, d = 96, U[0.1, 1.9], half s = 3 / half s = 20), width 256:
   ``gba`` defaults at 5000 x 512 (goal FRR(0.9) >= 0.95); ``gba-paper`` (the paper's GBA as published)
   with target ranges that miss f ~ 0.09 from above (0.5 ... 0.2) and below (0.01 ... 0.001) (goal
   <= 0.2); TopK K = 20, 30, 50 at the toy table's 2000 x 256 (goals: K = 20 >= 0.9, K = 50 <= 0.5).

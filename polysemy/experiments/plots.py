@@ -218,7 +218,9 @@ def format_toy_table(t: pd.DataFrame) -> str:
 
 
 def draw_toy(frames: dict, quick: bool) -> Drawn:
-    t = toy_table(frames["toy"])
+    df = frames["toy"]
+    t = toy_table(df)
+    n, d = int(_first(df, world_col("n"))), int(_first(df, world_col("d")))
     fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
     x = np.arange(len(t))
     for offset, (metric, paper, label) in enumerate(((FRR80, PAPER80, "0.8"),
@@ -232,9 +234,9 @@ def draw_toy(frames: dict, quick: bool) -> Drawn:
     ax.set_xticklabels(t["method"], rotation=15, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("FRR")
-    ax.set_title("Toy table on the calibrated imbalanced world (n=128, d=112): ours (bars, mean ± sd) vs paper (diamonds)")
+    ax.set_title(f"Toy table on the calibrated imbalanced world (n={n}, d={d}): ours (bars, mean ± sd) vs paper (diamonds)")
     ax.legend(fontsize=7, loc="lower left")
-    return Drawn(fig, t, "Toy table (calibrated imbalanced world n=128, d=112; percent, mean ± sd over seeds)\n"
+    return Drawn(fig, t, f"Toy table (calibrated imbalanced world n={n}, d={d}; percent, mean ± sd over seeds)\n"
                  + format_toy_table(t))
 
 

@@ -164,12 +164,15 @@ TOY_PAPER = {
 
 
 def _toy(quick: bool) -> SweepSpec:
-    """The toy table on the calibrated ``paper-toy`` (d = 112). Full (our choice): width 256, 5000 steps at
-    batch 512, every method with its defaults, 3 seeds (benchmarks/toy_table.py reports 5 seeds and
-    TopK at the calibration's 2000 x 256)."""
+    """The toy table on the calibrated ``paper-toy`` (``polysemy.simulate.presets``). Full (our choice):
+    width 256, 5000 steps at batch 512, every method with its defaults, 3 seeds (benchmarks/toy_table.py
+    reports 5 seeds and TopK at the calibration's 2000 x 256)."""
     train = _train(quick, width=256, steps=1500) if quick else _train(quick, width=256, steps=5000, batch_size=512)
-    return _sweep(quick, "toy", "The paper's toy table on the calibrated imbalanced world (n=128, d=112, half s=3, "
-                  "half s=20)", _preset("paper-toy"), train, (Axis("variant", values=TOY_VARIANTS),), full_seeds=3)
+    world = _preset("paper-toy")
+    low, high = world.spread
+    return _sweep(quick, "toy", f"The paper's toy table on the calibrated imbalanced world (n={world.n}, d={world.d}, "
+                  f"coefficients U[{low:g}, {high:g}], half s=3, half s=20)", world, train,
+                  (Axis("variant", values=TOY_VARIANTS),), full_seeds=3)
 
 
 # -- 6. training dynamics --------------------------------------------------------------------------

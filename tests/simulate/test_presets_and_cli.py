@@ -13,9 +13,11 @@ def test_presets_are_the_papers_worlds():
     assert {"paper-toy", "paper-toy-literal", "theorem-uniform", "resonance-light", "resonance-heavy",
             "realistic-1k"} <= set(PRESETS)
     toy, literal = get_preset("paper-toy"), get_preset("paper-toy-literal")
-    # the calibrated reading moves only d (docs/recovery-study.md); the literal one keeps the paper's d = 42
-    assert (toy.n, toy.d, toy.support, tuple(toy.mixture_levels)) == (128, 112, "mixture", (3, 20))
-    assert literal.replace(d=112) == toy and literal.d == 42
+    # the calibrated reading moves d and the coefficient spread (benchmarks/calibrate_paper_toy.py); the
+    # literal one keeps the paper's d = 42 and the default U[0.5, 1.5]
+    assert (toy.n, toy.d, toy.support, tuple(toy.mixture_levels)) == (128, 96, "mixture", (3, 20))
+    assert tuple(toy.spread) == (0.1, 1.9)
+    assert literal.replace(d=96, spread=(0.1, 1.9)) == toy and literal.d == 42
     uniform = get_preset("theorem-uniform")
     assert (uniform.n, uniform.d, uniform.s, uniform.support, uniform.dictionary) == (256, 64, 3, "exact", "gaussian")
     light, heavy = get_preset("resonance-light"), get_preset("resonance-heavy")

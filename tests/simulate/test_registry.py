@@ -128,7 +128,7 @@ def test_a_toy_support_kind_builds_worlds_and_gets_its_options(toy_kinds):
     assert "toy_rate" in world_option_dests()
     # registering a kind changes no other world's hash
     assert WorldConfig().config_hash() == "7bca21a20549bc22"
-    assert get_preset("paper-toy").config_hash() == "410d8a25a1231559"
+    assert get_preset("paper-toy").config_hash() == "10a59e773bc1030c"
 
 
 def test_a_toy_dictionary_kind_builds_worlds(toy_kinds):

@@ -17,7 +17,7 @@ import torch
 from polysemy.simulate import PRESETS, World, WorldConfig
 
 PRESET_HASHES = {
-    "paper-toy": "410d8a25a1231559",
+    "paper-toy": "10a59e773bc1030c",
     "paper-toy-literal": "127d18fd8b89955a",
     "theorem-uniform": "7bca21a20549bc22",
     "resonance-light": "7bca21a20549bc22",
