@@ -318,14 +318,22 @@ class PeersSpec:
         cfg = self.config.to_dict()
         units = []
         rounds = self.config.timing_rounds
-        for world_name, system in self.systems():
+        systems = self.systems()
+        timed_together: dict[str, list] = {}   # group -> the families timed in it
+        for world_name, system in systems:
+            if rounds > 1 and is_topk_family(system.family):
+                timed_together.setdefault(f"{world_name}:{system.k_label}", []).append(system.family)
+        for world_name, system in systems:
             fields = UNIT_FIELDS + (SKLEARN_FIELDS if system.family == "sklearn-mbdl" else ())
             key = {"world": world_name, "family": system.family, "k": system.k, "k_label": system.k_label,
                    **{f: cfg[f] for f in fields}}
-            timed = rounds > 1 and is_topk_family(system.family)
-            if timed:   # only then part of the key, so the stores of single-round runs stay valid
+            group = f"{world_name}:{system.k_label}"
+            timed = group in timed_together and system.family in timed_together[group]
+            if timed:   # only then part of the key, so the stores of single-round runs stay valid; the
+                # group's members too, so a store never mixes rounds timed in different company
                 key["timing_rounds"] = rounds
-            units.append(Unit.make(UNIT_KIND, key, group=f"{world_name}:{system.k_label}" if timed else None))
+                key["timed_with"] = sorted(timed_together[group])
+            units.append(Unit.make(UNIT_KIND, key, group=group if timed else None))
         return units
 
     def default_evaluator(self, device: str = "cpu", precision: str = "fp32"):

@@ -166,7 +166,7 @@ class SAETraining(Config):
         methods = list_methods()
         require(isinstance(self.lrs, dict), f"lrs must be a dict {{method: lr}}, got {self.lrs!r}")
         for name, value in self.lrs.items():
-            require(name in methods, f"lrs keys must be method names, got {name!r}")
+            require(name in methods, f"lrs keys must be method names ({methods}), got {name!r}")
             require_float_range(f"lrs[{name}]", value, 0.0, 10.0, low_open=True)
         for m in self.lr_sweep:
             require_float_range("lr_sweep entries", m, 0.0, 1e3, low_open=True)
@@ -226,7 +226,7 @@ class MethodPlan(Config):
             require(isinstance(value, dict) and all(m in methods for m in value),
                     f"{field} must be a dict {{method: ...}} of registered methods, got {value!r}")
         require(all(isinstance(p, dict) for p in self.method_params.values()),
-                "method_params values must be dicts of method parameters")
+                f"method_params values must be dicts of method parameters, got {self.method_params!r}")
         for name, values in self.sweeps.items():
             axis = get_method(name).bench_axis
             require(axis is not None, f"sweeps[{name!r}]: method {name!r} has no bench axis to sweep")
@@ -378,7 +378,17 @@ class LLMBenchConfig(Config):
         return cls(**parts)
 
     def replace(self, **changes) -> "LLMBenchConfig":
-        """A copy with ``changes`` (flat names, sections, old fields) applied, validated again."""
+        """A copy with ``changes`` (flat names, sections, old fields) applied, validated again. An old
+        per-method field (``ALIASES``, e.g. ``topk_ks``) changes that method's entry only, as in the
+        presets; the other methods keep their sweeps and parameters."""
+        changes = dict(changes)
+        for old, (field, method) in ALIASES.items():
+            if old in changes:
+                translated = _flat({old: changes.pop(old)})[field]
+                changes[field] = {**getattr(self.plan, field), **changes.get(field, {}), **translated}
+        ctx = changes.get("context_length", self.source.context_length)
+        if "ce_contexts" in changes:     # that many contexts of this config's length
+            changes["ce_tokens"] = changes.pop("ce_contexts") * (ctx - 1)
         return self._assemble(changes, base=self)
 
     # -- what spans two sections ---------------------------------------------------------------------

@@ -174,6 +174,10 @@ def test_a_missing_peer_is_skipped_with_its_reason(monkeypatch, capsys):
     assert "skipping saelens-topk: sae-lens is not installed" in capsys.readouterr().err
 
 
+# the content address 0.3 (commit 4158622) gave polysemy-topk with the true k on the uniform world
+PINNED_SINGLE_ROUND_ID = "7742d8842e2d9459"
+
+
 def test_timing_rounds_group_the_systems_given_the_same_k_and_leave_other_keys_alone():
     families = ("polysemy-topk", "sparsify-topk", "polysemy-gba")
     single = peers.PeersSpec(PeersConfig(worlds=("uniform",), systems=families)).expand()
@@ -190,6 +194,12 @@ def test_timing_rounds_group_the_systems_given_the_same_k_and_leave_other_keys_a
     assert {u.cell_id for u in single}.isdisjoint({u.cell_id for u in timed[:4]})
     assert single[-1].cell_id == timed[-1].cell_id
     assert all(u.group is None for u in single)
+    # a single-round unit's content address is the one 0.3 stored (pinned), so old stores resume
+    assert single[0].cell_id == PINNED_SINGLE_ROUND_ID
+    # a timed unit names its company: timed with other systems it is another unit (a rerun with more
+    # systems times them all again instead of mixing rounds from two runs)
+    alone = peers.PeersSpec(PeersConfig(worlds=("uniform",), systems=("polysemy-topk",), timing_rounds=3)).expand()
+    assert alone[0].cell_id != timed[0].cell_id and alone[0].key["timed_with"] == ["polysemy-topk"]
 
 
 def test_timing_rounds_alternate_the_order_and_report_the_median(monkeypatch):

@@ -171,3 +171,12 @@ def test_a_bad_generated_flag_is_one_line_naming_it(argv, needle, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("polysemy: error:") and "\n" not in err and needle in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_replace_with_an_old_per_method_field_changes_that_method_only():
+    cfg = LLMBenchConfig.quick()
+    changed = cfg.replace(topk_ks=(8,))
+    assert changed.plan.sweeps["topk"] == (8,)
+    assert {m: v for m, v in changed.plan.sweeps.items() if m != "topk"} == \
+        {m: v for m, v in cfg.plan.sweeps.items() if m != "topk"}
+    assert changed.replace(ce_contexts=4).budget.ce_tokens == 4 * (cfg.source.context_length - 1)
