@@ -11,7 +11,8 @@ Parameter names an axis may vary (our choice of vocabulary):
 - ``world.<field>``: any :class:`~polysemy.simulate.WorldConfig` field (``world.d``, ``world.s`` ...).
 - ``train.<field>``: a :class:`~polysemy.sae.TrainConfig` field or a method parameter, set through
   ``TrainConfig.with_param`` (``train.lr``, ``train.width``, ``train.htf``, ``train.k`` ...).
-  Setting ``train.method`` resets the method parameters to the new method's defaults first.
+  Setting ``train.method`` resets the method parameters, lr and lr schedule to the new method's defaults
+  first (a ``train.lr`` in the same point still wins).
 - Derived parameters, resolved after the world (see :data:`DERIVED_PARAMETERS`):
   ``delta`` (d = round(delta * n)), ``rho`` (s = max(1, round(rho * d))) for compressed-sensing phase
   diagrams at fixed n; ``p_over_f`` (BA's target frequency p = p_over_f * f, f the world's mean
@@ -361,11 +362,14 @@ def resolve(base_world, base_train, assignments: dict[str, Any], seed: int):
 
 def _apply_train_changes(base_train, changes: dict[str, Any]):
     """All changes at once (so e.g. a new method and its k are validated together): TrainConfig
-    fields by name, anything else as a method parameter; a new method starts from its defaults."""
+    fields by name, anything else as a method parameter; a new method starts from its defaults, its
+    lr and lr schedule included (unless ``changes`` sets them)."""
     data = base_train.to_dict()
     fields = set(data)
     if "method" in changes and changes["method"] != data["method"]:
-        data["params"] = {}
+        # the new method's own parameters and learning rate (as TrainConfig.with_param): the base's lr
+        # was resolved for the base's method
+        data.update(params={}, lr=None, lr_schedule=None)
     params = dict(data["params"])
     for name, value in changes.items():
         if name in fields and name != "params":

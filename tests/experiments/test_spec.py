@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from polysemy.errors import ConfigError
 from polysemy.experiments.spec import Axis, SweepSpec, cell_id_for
 from polysemy.sae import TrainConfig
+from polysemy.sae.registry import get_method
 from polysemy.simulate import World, WorldConfig
 
 BASE_WORLD = WorldConfig(n=32, d=8, s=2)
@@ -117,3 +118,17 @@ def test_bad_axis_values_surface_as_config_errors():
         Axis("world.d", values=(1, 2), start=1, stop=2, num=2)
     with pytest.raises(ConfigError, match="log grid"):
         Axis("train.lr", start=0.0, stop=1.0, num=3, scale="log")
+
+
+def test_a_method_switched_in_by_an_axis_trains_at_its_own_lr_unless_the_point_sets_one():
+    base = TrainConfig(method="gba", width=16, steps=10)          # lr resolved for gba: 1e-2, decaying
+    spec = SweepSpec(name="t", world=WorldConfig(n=8, d=4, s=1), train=base,
+                     axes=(Axis("method", values=({"label": "topk", "train.method": "topk", "train.k": 2},
+                                                  {"label": "topk lr", "train.method": "topk", "train.k": 2,
+                                                   "train.lr": 0.05},
+                                                  {"label": "gba", "train.method": "gba"})),), seeds=(0,))
+    topk, topk_lr, gba = (c.train for c in spec.expand())
+    assert (topk.lr, topk.lr_schedule) == (get_method("topk").default_lr, get_method("topk").default_lr_schedule)
+    assert topk.lr != base.lr
+    assert topk_lr.lr == 0.05
+    assert (gba.lr, gba.lr_schedule) == (base.lr, base.lr_schedule)
