@@ -397,6 +397,9 @@ def run_peers(cfg: PeersConfig, *, progress: bool = True, log=None, store=None) 
             skipped.append({"system": family, "reason": why})
             print(f"polysemy peers: skipping {family}: {why}", file=log)
     spec = PeersSpec(cfg, tuple(f for f in cfg.systems if status[f][0]))
+    if cfg.timing_rounds > 1 and not any(is_topk_family(s.family) for _, s in spec.systems()):
+        print(f"polysemy peers: warning: --timing-rounds {cfg.timing_rounds} applies to TopK-type systems "
+              "only, and none of those runs here", file=log)
     units, stored, summary = run_units(spec, store, progress=progress, log=log, what="systems")
     rows = []
     for (world_name, system), unit in zip(spec.systems(), units):

@@ -226,3 +226,11 @@ def test_timing_rounds_out_of_range_is_a_one_line_error(capsys, tmp_path):
     assert main(["peers", "--timing-rounds", "0", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err.strip()
     assert "timing_rounds" in err and "[1, 9]" in err and len(err.splitlines()) == 1
+
+
+def test_timing_rounds_without_a_topk_type_system_say_so(capsys):
+    cfg = PeersConfig(worlds=("uniform",), systems=("random-init",), timing_rounds=3, budget=2048,
+                      checkpoints=2, eval_samples=256)
+    result = peers.run_peers(cfg, progress=False)
+    assert [r["system"] for r in result["rows"]] == ["random-init"]
+    assert "applies to TopK-type systems only" in capsys.readouterr().err
