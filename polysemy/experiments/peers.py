@@ -328,7 +328,7 @@ class PeersSpec:
             key = {"world": world_name, "family": system.family, "k": system.k, "k_label": system.k_label,
                    **{f: cfg[f] for f in fields}}
             group = f"{world_name}:{system.k_label}"
-            timed = group in timed_together and system.family in timed_together[group]
+            timed = rounds > 1 and is_topk_family(system.family)
             if timed:   # only then part of the key, so the stores of single-round runs stay valid; the
                 # group's members too, so a store never mixes rounds timed in different company
                 key["timing_rounds"] = rounds
@@ -349,8 +349,7 @@ def evaluate_units(cfg: PeersConfig, units: list) -> list[dict]:
     out not to be installed gives ``{"skipped": reason}`` (nothing stored: a later run tries again)."""
     out = []
     for unit in units:
-        key = unit.key
-        world_name, spec = key["world"], SystemSpec(key["family"], key["k"], key["k_label"])
+        world_name, spec = unit.key["world"], _system_of(unit)
         world = _world(world_name)
         try:
             fitted = fit_system(spec, world, cfg)
@@ -364,6 +363,11 @@ def evaluate_units(cfg: PeersConfig, units: list) -> list[dict]:
     return out
 
 
+def _system_of(unit) -> SystemSpec:
+    """The system a peers unit trains (its key's family, k and k label)."""
+    return SystemSpec(unit.key["family"], unit.key["k"], unit.key["k_label"])
+
+
 def _retime(cfg: PeersConfig, units: list, rows: list[dict]) -> None:
     """Rounds 2 .. R of ``timing_rounds``: train the group's systems again, alternating the order (the
     first round ran forward, so the second runs reversed, ...); each row's ``seconds`` becomes the median
@@ -373,9 +377,7 @@ def _retime(cfg: PeersConfig, units: list, rows: list[dict]) -> None:
         row["seconds_rounds"] = [row["seconds"]]
     for r in range(1, cfg.timing_rounds):
         for unit, row in (timed[::-1] if r % 2 else timed):
-            key = unit.key
-            fitted = fit_system(SystemSpec(key["family"], key["k"], key["k_label"]), _world(key["world"]), cfg)
-            row["seconds_rounds"].append(fitted.seconds)
+            row["seconds_rounds"].append(fit_system(_system_of(unit), _world(unit.key["world"]), cfg).seconds)
     for row in (row for _, row in timed):
         row["seconds"] = float(np.median(row["seconds_rounds"]))
 

@@ -352,7 +352,7 @@ class LLMBenchConfig(Config):
     @classmethod
     def _assemble(cls, values: dict, base: "LLMBenchConfig | None" = None) -> "LLMBenchConfig":
         """The config of ``values`` (flat names) over ``base`` (the defaults when None)."""
-        values = _flat(values)
+        values = _flat(values, base.source.context_length if base is not None else None)
         parts = {}
         for name, section in SECTIONS.items():
             given = {key: value for key, value in values.items() if FLAT.get(key) == name}
@@ -386,9 +386,6 @@ class LLMBenchConfig(Config):
             if old in changes:
                 translated = _flat({old: changes.pop(old)})[field]
                 changes[field] = {**getattr(self.plan, field), **changes.get(field, {}), **translated}
-        ctx = changes.get("context_length", self.source.context_length)
-        if "ce_contexts" in changes:     # that many contexts of this config's length
-            changes["ce_tokens"] = changes.pop("ce_contexts") * (ctx - 1)
         return self._assemble(changes, base=self)
 
     # -- what spans two sections ---------------------------------------------------------------------
@@ -459,11 +456,12 @@ FLAT: dict[str, str] = {f.name: name for name, section in SECTIONS.items() for f
 assert len(FLAT) == sum(len(dataclasses.fields(s)) for s in SECTIONS.values()), "a field name is in two sections"
 
 
-def _flat(values: dict) -> dict:
+def _flat(values: dict, context_length: int | None = None) -> dict:
     """``values`` by flat name: a section given whole (an object or a dict of its fields) is spread into
     its fields (a flat name given beside it wins), the old fields are read as the new ones (ALIASES,
     where the new field does not name the method too; ``ce_contexts``: that many contexts of CE
-    tokens); any other name is a ConfigError."""
+    tokens, at the ``context_length`` given in ``values``, else this one, else the default); any other
+    name is a ConfigError."""
     out = {}
     for name in SECTIONS:
         if name in values:
@@ -482,7 +480,8 @@ def _flat(values: dict) -> dict:
                 value = () if not value else (value,)   # None or 0: no unmatched batchtopk row
             out[field] = {method: tuple(value) if field == "sweeps" else value, **out.get(field, {})}
     if "ce_contexts" in out:
-        out["ce_tokens"] = out.pop("ce_contexts") * (out.get("context_length", ActivationSource().context_length) - 1)
+        length = out.get("context_length", context_length or ActivationSource().context_length)
+        out["ce_tokens"] = out.pop("ce_contexts") * (length - 1)
     unknown = sorted(set(out) - set(FLAT) - {"normalize"})
     if unknown:
         raise ConfigError(f"LLMBenchConfig: unknown field(s) {unknown}; allowed: "
