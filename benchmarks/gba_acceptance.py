@@ -36,6 +36,7 @@ import torch
 
 from polysemy.io import write_text_atomic
 from polysemy.sae import TrainConfig, train_stacked
+from polysemy.sae.bias_adaptation import at_bounds
 from polysemy.sae.evaluate import evaluate_on_world
 from polysemy.sae.diagnostics import adaptation_report, samples_to_recovery
 from polysemy.simulate import PRESETS, World, WorldConfig, get_preset
@@ -49,9 +50,9 @@ def bias_bounds(model) -> dict | None:
     their sum), from the trained model; None for a model without adapted biases."""
     if not hasattr(model.stack, "target_GM"):
         return None
-    bias, floor = model.stack.bias_GM[0], model.config.method_params.bias_floor
-    return {"at_floor": float((bias <= floor + 1e-6).float().mean()),      # as bias_adaptation.group_report
-            "at_ceiling": float((bias >= -1e-9).float().mean())}
+    floor_G = torch.tensor([float(model.config.method_params.bias_floor)])
+    at_floor, at_ceiling = at_bounds(model.stack.bias_GM.detach().cpu(), floor_G)
+    return {"at_floor": float(at_floor.float().mean()), "at_ceiling": float(at_ceiling.float().mean())}
 
 
 def evaluate(label: str, world: World, result, goal: str, **extra) -> dict:

@@ -106,11 +106,18 @@ def quantile_biases(u_GBM: torch.Tensor, target_GM: torch.Tensor, floor_G: torch
     return torch.minimum(torch.maximum(-kth, floor_G[:, None]), torch.zeros_like(kth))
 
 
+def at_bounds(bias_GM: torch.Tensor, floor_G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(at the floor, at the ceiling 0): boolean [G, M] masks of the biases that sit at a bound, within
+    float tolerance."""
+    return bias_GM <= floor_G[:, None] + 1e-6, bias_GM >= -1e-9
+
+
 def group_report(model, floor_G: torch.Tensor, n_groups: int) -> dict[str, torch.Tensor]:
     """Per group k: its target ``g{k}_target``, the mean frequency its neurons achieved in the last
     window ``g{k}_freq``, and the fraction of its biases at a bound (the floor, or the ceiling 0)
     ``g{k}_at_bound``; plus ``bias_at_bound`` over all neurons. Each value is a [G] tensor."""
-    at_bound = ((model.bias_GM <= floor_G[:, None] + 1e-6) | (model.bias_GM >= -1e-9)).to(torch.float32)
+    at_floor, at_ceiling = at_bounds(model.bias_GM, floor_G)
+    at_bound = (at_floor | at_ceiling).to(torch.float32)
     one_hot = torch.nn.functional.one_hot(model.group_GM, n_groups).to(torch.float32)   # [G, M, K]
     size = one_hot.sum(1).clamp(min=1.0)                                               # [G, K]
     per = {"target": model.target_GM, "freq": model.freq_GM, "at_bound": at_bound}
