@@ -158,8 +158,8 @@ def adaptation_summary(rows: list[dict]) -> str:
         return ""
     achieved = np.mean([[g["achieved"] for g in rep] for rep in reports], axis=0)
     targets = [g["target"] for g in reports[0]]
-    floor = _mean([{"v": (r.get("bias_bounds") or {}).get("at_floor")} for r in rows], "v")
-    ceiling = _mean([{"v": (r.get("bias_bounds") or {}).get("at_ceiling")} for r in rows], "v")
+    bounds = [r["bias_bounds"] for r in rows if r.get("bias_bounds")]
+    floor, ceiling = _mean(bounds, "at_floor"), _mean(bounds, "at_ceiling")
     return (f"targets {targets[0]:.3g}..{targets[-1]:.3g} achieved {achieved[0]:.3f}..{achieved[-1]:.3f} "
             f"(mean {achieved.mean():.3f}, f {rows[0].get('world_f', float('nan')):.3f}) "
             f"at floor {floor:.2f} at 0 {ceiling:.2f}")
