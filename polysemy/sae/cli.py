@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ..cli import add_command
 from ..errors import ConfigError, require, require_int_range
 from ..io import to_jsonable
 from ..jsonout import emit_json
@@ -69,8 +70,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train one SAE on a simulated world and report recovery",
-                                   description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    parser = add_command(subparsers, "train", "train one SAE on a simulated world and report recovery", __doc__)
+    parser.formatter_class = _HelpFormatter
     add_world_arguments(parser)
     t = parser.add_argument_group("training")
     t.add_argument("--method", default="gba", help=f"one of {', '.join(list_methods())} (default gba)")

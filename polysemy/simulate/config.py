@@ -151,18 +151,12 @@ class WorldConfig(Config):
     def from_dict(cls, data: dict[str, Any]) -> WorldConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{cls.__name__} must be built from a JSON object, got {type(data).__name__}")
-        table = param_table()
-        unknown = sorted(set(data) - set(table))
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; allowed: {sorted(table)}")
+        _require_known(cls.__name__, data)
         return cls(**{name: _tupleify(value) for name, value in data.items()})
 
     def replace(self, **changes: Any) -> WorldConfig:
         """A copy with ``changes`` (flat names) applied, validated again. Unknown names raise ConfigError."""
-        table = param_table()
-        unknown = sorted(set(changes) - set(table))
-        if unknown:
-            raise ConfigError(f"{type(self).__name__}: unknown field(s) {unknown}; allowed: {sorted(table)}")
+        _require_known(type(self).__name__, changes)
         return type(self)(**{**self._values, **changes})
 
     # -- the small configs it is made of -----------------------------------------------------------
@@ -211,7 +205,7 @@ class WorldConfig(Config):
         return Magnitudes(**self._subset(Magnitudes))
 
     def _subset(self, params_cls: type) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(params_cls)}
+        return {name: getattr(self, name) for name in params_cls.field_names()}
 
     # -- derived quantities that need no sampling ------------------------------------------------
     @property
@@ -262,8 +256,16 @@ class WorldConfig(Config):
                     f"{name} applies only to {spec.scope()}, got {unmet}={self._values.get(unmet)!r}")
 
 
+def _require_known(owner: str, names) -> None:
+    """ConfigError naming the ``names`` that are no world parameter, with the allowed ones."""
+    table = param_table()
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise ConfigError(f"{owner}: unknown field(s) {unknown}; allowed: {sorted(table)}")
+
+
 def _fields_of(params: Params) -> dict:
-    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    return {name: getattr(params, name) for name in params.field_names()}
 
 
 reserve_names(name for name in dir(WorldConfig) if not name.startswith("_"))

@@ -240,6 +240,10 @@ class ProfiledSupport(Support):
     "uniform" (f_i = ``frequency``, default s/n), "zipf" (``zipf_exponent``, ``f_max``, ``f_min``, see
     :func:`zipf_frequencies`; feature 0 most frequent) or "explicit" (``frequencies``)."""
 
+    def __init__(self, cfg: WorldConfig):
+        super().__init__(cfg)
+        self._freq = torch.as_tensor(self.profile_frequencies(cfg), dtype=torch.float64)   # [n_profiled]
+
     @classmethod
     def resolved_zipf(cls, cfg: WorldConfig) -> tuple[float, float]:
         """(f_max, f_min) of the Zipf profile with defaults filled in.
@@ -331,10 +335,6 @@ class Bernoulli(ProfiledSupport):
         pass
 
     summary = "independent features"
-
-    def __init__(self, cfg: WorldConfig):
-        super().__init__(cfg)
-        self._freq = torch.as_tensor(self.profile_frequencies(cfg), dtype=torch.float64)
 
     def expected_frequencies(self) -> np.ndarray:
         return self._freq.numpy().copy()
@@ -594,8 +594,7 @@ class Structured(Hierarchical, ProfiledSupport):
     summary = "Zipf or uniform parents, correlated, exclusive children"
 
     def __init__(self, cfg: WorldConfig):
-        super().__init__(cfg)
-        self._freq = torch.as_tensor(self.profile_frequencies(cfg), dtype=torch.float64)
+        super().__init__(cfg)   # through ProfiledSupport: self._freq, the parents' frequencies
         self._threshold = torch.as_tensor(ndtri(self._freq.numpy()), dtype=torch.float64)
         self._loadings = torch.as_tensor(copula_loadings(cfg), dtype=torch.float64)  # [P, r], rows sqrt(c) u_p
 

@@ -266,10 +266,7 @@ def feature_recovery(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_T
 def frr(learned: Any, truth: Any, taus: Sequence[float] = DEFAULT_TAUS) -> dict[str, float]:
     """Feature recovery rate {"0.8": x, "0.9": y, "0.99": z}: fraction of true features whose best
     learned row has signed cosine >= tau (docs/paper.md section 6)."""
-    taus = _check_taus(taus)
-    L, T = _pair(learned, truth)
-    summary = _CosineSummary(L, T, matching=None)
-    return _frr_from_best(summary.feat_best_cos, taus)
+    return feature_recovery(learned, truth, taus)["frr"]
 
 
 def mcc(learned: Any, truth: Any, method: str = "hungarian") -> float:

@@ -158,8 +158,6 @@ class AdaptiveTiedSAE(TiedSAE):
     current window (``act_count_GM``, ``peak_GM``, ``stat_samples_G``) and of the last one (``freq_GM``,
     the achieved frequency)."""
 
-    legacy_buffers = ()
-
     def __init__(self, G: int, d: int, width: int, activation: str = "jumprelu", decoder: str = "tied"):
         super().__init__(G, d, width, activation=activation, decoder=decoder)
         self.register_buffer("group_GM", torch.zeros(G, width, dtype=torch.int64))
