@@ -18,7 +18,6 @@ steps (not of a run resumed in chunks, which would restart the schedule). At eac
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +25,11 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..io import to_jsonable
-from ..sae import train_stacked
 from ..sae.callbacks import Snapshots
-from ..sae.evaluate import evaluate_on_world
-from ..sae.trainer import check_device, to_cpu
+from ..sae.trainer import check_device
 from ..simulate import build_world
 from ..theory.metrics import cosine_matrix
-from .evaluation import EVAL_SEED, _theory
+from .evaluation import score_cell, train_group
 from .spec import SweepSpec
 from .store import column
 
@@ -95,10 +91,8 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
     ``metrics`` (as the default evaluator scores it), ``theory``, ``seconds``, ``train_seconds`` and
     ``samples``."""
     dev = check_device(device)
-    cfgs = [c.train for c in cells]
-    wanted = [set(snapshot_steps(c)) for c in cfgs]
+    wanted = [set(snapshot_steps(c.train)) for c in cells]
     worlds = [build_world(c.world) for c in cells]
-    datas = [w.stream(int(c.train.batch_size), seed=int(c.seed), device=dev) for w, c in zip(worlds, cells)]
     probes = [w.sample(int(c.eval_samples), torch.Generator().manual_seed(PROBE_SEED)).to(dev)
               for w, c in zip(worlds, cells)]
     truths = [w.V.detach().cpu().numpy() for w in worlds]
@@ -108,12 +102,7 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
                 if state.step in wanted[i]}
 
     snaps = Snapshots(set().union(*wanted), record)
-    start = time.perf_counter()
-    results = train_stacked(cfgs, datas, int(cells[0].world.d), progress=False, device=dev, precision=precision,
-                            callbacks=[snaps])
-    if dev.type != "cpu":
-        results = [to_cpu(r) for r in results]
-    train_seconds = time.perf_counter() - start
+    results, share = train_group(cells, worlds, dev, precision, callbacks=[snaps])
     taken: list[dict[int, tuple]] = [{} for _ in cells]
     for run in snaps.runs:
         for step, per_cell in run.items():
@@ -121,8 +110,6 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
                 taken[i][step] = values
     rows = []
     for i, (cell, world, result) in enumerate(zip(cells, worlds, results)):
-        t0 = time.perf_counter()
-        metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
         cfg = cell.train
         target = getattr(result.model.stack, "target_GM", None)
         target_M = target[0].cpu().numpy() if target is not None else np.full(int(cfg.width), np.nan, np.float32)
@@ -131,14 +118,7 @@ def dynamics_group(cells, device: str = "cpu", precision: str = "fp32") -> list[
             np.array(order), np.array([taken[i][s][0] for s in order]), np.array([taken[i][s][1] for s in order]),
             target_M, float(world.f),
             f"n={world.n}, d={world.d}, s={getattr(cell.world, 's', '?')}, width={cfg.width}, {cfg.steps} steps")
-        rows.append({
-            ROW_KEY: record_i.to_row(),
-            "metrics": to_jsonable(metrics),
-            "theory": _theory(cell.world),
-            "train_seconds": train_seconds / len(cells),
-            "seconds": train_seconds / len(cells) + time.perf_counter() - t0,
-            "samples": int(result.samples),
-        })
+        rows.append({ROW_KEY: record_i.to_row(), **score_cell(cell, world, result, share)})
     return rows
 
 

@@ -35,29 +35,32 @@ EVAL_SEED = 987654321  # our choice: far from every replicate seed used by sweep
 def train_and_evaluate_group(cells: list[Cell], device: str = "cpu", precision: str = "fp32",
                              extra_metrics: dict | None = None) -> list[dict[str, Any]]:
     dev = check_device(device)
-    d = int(cells[0].world.d)
     worlds = [build_world(c.world) for c in cells]
+    results, share = train_group(cells, worlds, dev, precision)
+    return [score_cell(cell, world, result, share, extra_metrics) for cell, world, result in zip(cells, worlds, results)]
+
+
+def train_group(cells: list[Cell], worlds: list, dev, precision: str, callbacks=()) -> tuple[list, float]:
+    """Steps 1-2: train the cells' models stacked on their worlds' streams (each seeded with its cell's
+    seed), with ``callbacks``; (the results on the CPU, each cell's share of the training seconds)."""
     datas = [w.stream(int(c.train.batch_size), seed=int(c.seed), device=dev) for w, c in zip(worlds, cells)]
     start = time.perf_counter()
-    results = train_stacked([c.train for c in cells], datas, d, progress=False, device=dev, precision=precision)
+    results = train_stacked([c.train for c in cells], datas, int(cells[0].world.d), progress=False, device=dev,
+                            precision=precision, callbacks=list(callbacks))
     if dev.type != "cpu":
         results = [to_cpu(r) for r in results]
-    train_seconds = time.perf_counter() - start
-    rows = []
-    for cell, world, result in zip(cells, worlds, results):
-        t0 = time.perf_counter()
-        metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
-        for name, fn in (extra_metrics or {}).items():
-            metrics[name] = fn(result.model, world)
-        eval_seconds = time.perf_counter() - t0
-        rows.append({
-            "metrics": to_jsonable(metrics),
-            "theory": _theory(cell.world),
-            "train_seconds": train_seconds / len(cells),
-            "seconds": train_seconds / len(cells) + eval_seconds,
-            "samples": int(getattr(result, "samples", 0) or 0),
-        })
-    return rows
+    return results, (time.perf_counter() - start) / len(cells)
+
+
+def score_cell(cell: Cell, world, result, train_share: float, extra_metrics: dict | None = None) -> dict[str, Any]:
+    """Steps 3-4 for one cell: ``metrics``, ``theory``, ``train_seconds`` (its share), ``seconds`` (that
+    plus its own evaluation) and ``samples``."""
+    t0 = time.perf_counter()
+    metrics = evaluate_on_world(result.model, world, n_samples=int(cell.eval_samples), seed=EVAL_SEED)
+    for name, fn in (extra_metrics or {}).items():
+        metrics[name] = fn(result.model, world)
+    return {"metrics": to_jsonable(metrics), "theory": _theory(cell.world), "train_seconds": train_share,
+            "seconds": train_share + time.perf_counter() - t0, "samples": int(getattr(result, "samples", 0) or 0)}
 
 
 def _theory(world_cfg) -> dict[str, Any]:
