@@ -62,7 +62,7 @@ HEADERS = ("MCC", "F1", "precision", "recall", "uniqueness", "EV", "L0", "dead")
 
 def matched_params(method: str, world, width: int) -> dict:
     """The sparsity knob set to the world's true L0 where a method has one (module docstring)."""
-    if "k" in get_method(method).Params.field_names():      # topk, batchtopk, topk-tied, matryoshka-batchtopk
+    if get_method(method).has_param("k"):      # topk, batchtopk, topk-tied, matryoshka-batchtopk
         return {"k": max(1, int(round(world.expected_l0)))}
     if method == "ba-theory":
         return {"target": min(0.5, world.expected_l0 / width)}

@@ -99,11 +99,9 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str | None = "u
     untouched). ``encoding`` applies to text modes only."""
     if "w" not in mode or any(c in mode for c in "ar+x"):
         raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:      # atomic_path fsyncs the closed file before the rename
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -162,7 +162,7 @@ def system_families() -> tuple:
 def is_topk_family(family: str) -> bool:
     """TopK-type systems get a true and a wrong k: the peers' TopKs and polysemy's methods with a k."""
     if family.startswith("polysemy-"):
-        return "k" in get_method(family.removeprefix("polysemy-")).Params.field_names()
+        return get_method(family.removeprefix("polysemy-")).has_param("k")
     return family in PEER_TOPK_FAMILIES
 
 

@@ -210,14 +210,6 @@ def unit_id_for(kind: str, key: dict) -> str:
     return _content_id({"kind": kind, "key": key})
 
 
-def _world_class():
-    return WorldConfig
-
-
-def _train_class():
-    return TrainConfig
-
-
 @dataclass(frozen=True)
 class SweepSpec(Config):
     """A declarative sweep.
@@ -267,7 +259,7 @@ class SweepSpec(Config):
         if data.get("world") is not None:
             data["world"] = world_config_from_dict(data["world"])
         if data.get("train") is not None:
-            data["train"] = _train_class().from_dict(data["train"])
+            data["train"] = TrainConfig.from_dict(data["train"])
         data["axes"] = tuple(Axis.from_dict(a) if isinstance(a, dict) else a for a in data.get("axes", ()))
         return super().from_dict(data)
 
@@ -280,10 +272,10 @@ class SweepSpec(Config):
         return default_evaluator(device, precision, self.evaluator)
 
     def base_world(self):
-        return self.world if self.world is not None else _world_class()()
+        return self.world if self.world is not None else WorldConfig()
 
     def base_train(self):
-        return self.train if self.train is not None else _train_class()()
+        return self.train if self.train is not None else TrainConfig()
 
     def size(self) -> int:
         return math.prod(len(a.points()) for a in self.axes) * len(self.seeds)

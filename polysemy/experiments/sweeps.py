@@ -243,16 +243,15 @@ def _sensitivity(quick: bool) -> SweepSpec:
 def method_variants() -> tuple:
     """One bundle per registered method (the registry), at its defaults; methods with a ``k`` get the
     world's true k (``k_over_s`` = 1)."""
-    return tuple({"label": m, "train.method": m, **({"k_over_s": 1.0} if "k" in get_method(m).Params.field_names()
+    return tuple({"label": m, "train.method": m, **({"k_over_s": 1.0} if get_method(m).has_param("k")
                                                       else {})} for m in list_methods())
 
 
 def _methods(quick: bool) -> SweepSpec:
     """The uniform world of the width sweep (n = 64, d = 32, s = 3), width 2n, 1 seed quick, 2 full."""
     world = _world(n=64, d=32, s=3)
-    return SweepSpec(name="methods", world=world, train=_train(quick, width=2 * world.n), seeds=_seeds(quick),
-                     description="Every registered method with its defaults (k = the true L0) on one uniform world",
-                     axes=(Axis("method", values=method_variants()),), eval_samples=_eval(quick))
+    return _sweep(quick, "methods", "Every registered method with its defaults (k = the true L0) on one uniform world",
+                  world, _train(quick, width=2 * world.n), (Axis("method", values=method_variants()),))
 
 
 # A tiny sweep for smoke tests and for trying the machinery out (seconds).

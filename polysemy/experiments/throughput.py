@@ -175,17 +175,13 @@ def classify_limit(step_seconds: float, matmul_seconds: float, overhead_seconds:
     return "memory-traffic (element-wise)"
 
 
-def _bench_methods() -> tuple:
-    return bench_methods()
-
-
 @dataclass(frozen=True)
 class BenchConfig(Config):
     """What ``polysemy bench`` measures (see the module docstring). Defaults are issue 11's shapes."""
 
     shapes: tuple = ((128, 1024), (256, 2048), (768, 4096))  # (d, width) pairs
     batch: int = 1024
-    methods: tuple = field(default_factory=_bench_methods)   # the registry's default bench methods
+    methods: tuple = field(default_factory=bench_methods)   # the registry's default bench methods
     repeats: int = 5            # alternating trials per contender (median reported)
     min_seconds: float = 0.3    # per timing trial
     dead_fraction: float = 0.5  # latents forced dead before each topk / batchtopk step (AuxK runs)
@@ -488,7 +484,7 @@ class BenchSpec:
     def expand(self) -> list:
         cfg = self.config
         common = {"batch": cfg.batch, "min_seconds": cfg.min_seconds, "repeats": cfg.repeats,
-                  "device": cfg.device, "threads": torch.get_num_threads(), "decode_mode": _decode_mode(),
+                  "device": cfg.device, "threads": torch.get_num_threads(), "decode_mode": sparse.decode_mode(),
                   "torch": torch.__version__}
         units = [Unit.make(SHAPE_UNIT, {"d": d, "width": w, "methods": cfg.methods, "dead_fraction": cfg.dead_fraction,
                                         "world_s": cfg.world_s, "sparsify": self.sparsify, "head": head_method(cfg),
@@ -565,14 +561,10 @@ def run_bench(cfg: BenchConfig, *, progress: bool = True, store=None, log=None) 
         "shapes": rows, "limits": limits, "sparsify": use_sparsify,
         "datagen_fraction": max(g["fraction"] for g in datagen), "datagen": datagen,
         "stacked": stacked, "stacked_speedup": stacked[0]["speedup"] if stacked else None,
-        "goals": goals, "decode_mode": _decode_mode(), "config": cfg.to_dict(), "machine": machine_info(),
+        "goals": goals, "decode_mode": sparse.decode_mode(), "config": cfg.to_dict(), "machine": machine_info(),
         "load_average": _load_average(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def _decode_mode() -> str:
-    return sparse.decode_mode()
 
 
 def _load_average():

@@ -37,7 +37,6 @@ from ..experiments.store import ResultStore, check_store_dir, flatten_row
 from ..io import to_jsonable, write_json_atomic, write_text_atomic
 from ..sae import TrainConfig, train, train_stacked
 from ..sae.checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
-from ..sae.methods.topk import threshold_beta_for
 from ..sae.registry import get_method
 from .config import LLMBenchConfig
 from .evaluate import consistency, evaluate_sae, group_frequencies, random_consistency
@@ -50,11 +49,6 @@ from .splice import CEEvaluator
 from .text import token_contexts
 
 ARMS = ("main", "l0-matched", "architecture", "gba-frontier")
-
-
-def batchtopk_beta(steps: int) -> float:
-    """BatchTopK's threshold EMA decay for a run of ``steps`` (``methods.topk.threshold_beta_for``)."""
-    return threshold_beta_for(steps)
 
 
 def _store_key(cfg: LLMBenchConfig, model_name: str) -> str:

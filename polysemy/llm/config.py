@@ -411,7 +411,7 @@ class LLMBenchConfig(Config):
             warnings.simplefilter("ignore")   # advisories (buffer size) are not errors
             for method in self.plan.methods:  # each swept parameter alone first, then every whole setting
                 axis = get_method(method).bench_axis
-                if axis in get_method(method).Params.field_names():
+                if get_method(method).has_param(axis):
                     for v in self.plan.sweep_for(method):
                         v = get_method(method).axis_value(v)
                         check(method, {axis: v}, f"sweeps[{method!r}] ({axis}={v:g})")

@@ -9,7 +9,8 @@ pytest.importorskip("transformers", reason="the LLM extras (transformers) are no
 
 from polysemy.cli import main  # noqa: E402
 from polysemy.errors import ConfigError  # noqa: E402
-from polysemy.llm.bench import LLMBenchConfig, batchtopk_beta, format_table  # noqa: E402
+from polysemy.llm.bench import LLMBenchConfig, format_table  # noqa: E402
+from polysemy.sae.methods.topk import threshold_beta_for  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(60)]
 
@@ -82,7 +83,7 @@ def test_llm_bench_json_on_a_tiny_local_model(tiny_model_dir, tmp_path, capsys):
     assert len(groups) == 10 and sum(g["neurons"] for g in groups) == 64
     assert "group_frequencies" not in by[("topk", "k=4")]["per_seed"][0]
     bt = by[("batchtopk", matched)]
-    assert bt["params"]["threshold_beta"] == pytest.approx(batchtopk_beta(report["steps"]))
+    assert bt["params"]["threshold_beta"] == pytest.approx(threshold_beta_for(report["steps"]))
     assert report["kl_zero"] > 0
     for name in ("frontier.png", "downstream.png", "consistency.png", "snippets.html", "snippets-topk.html",
                  "results.json"):
@@ -107,8 +108,8 @@ def test_lr_sweep_is_recorded_and_used(tiny_model_dir, tmp_path, capsys):
 
 
 def test_batchtopk_threshold_beta_forgets_the_first_batch():
-    assert batchtopk_beta(800) ** 800 == pytest.approx(1e-3)
-    assert batchtopk_beta(10**7) == 0.999
+    assert threshold_beta_for(800) ** 800 == pytest.approx(1e-3)
+    assert threshold_beta_for(10**7) == 0.999
 
 
 def test_bad_options_are_one_line_config_errors(tmp_path, capsys):

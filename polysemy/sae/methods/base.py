@@ -56,6 +56,11 @@ class Method:
     bench_match_l0: bool = False              # also trained at k = GBA's measured L0 (a method with k)
 
     @classmethod
+    def has_param(cls, name: str) -> bool:
+        """Whether the method takes the parameter ``name`` (e.g. "k": topk, batchtopk and the others with a k)."""
+        return name in cls.Params.field_names()
+
+    @classmethod
     def declared(cls, attr: str):
         """The class's own value of a declaration (see above), else the base default."""
         return cls.__dict__.get(attr, getattr(Method, attr))

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ...errors import require, require_float_range, require_int_range
+from ...errors import require_float_range, require_int_range
 from .. import sparse
 from ..models import UntiedSAE, above_threshold, topk_acts
 from ..registry import MethodParams, param, register_method
