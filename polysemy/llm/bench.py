@@ -147,6 +147,7 @@ class _Bench:
         self.sae_of_ce: dict[str, str] = {}               # CE unit id -> its SAE unit id
         self.ce_evaluator: CEEvaluator | None = None
         self.reused = {SAE_UNIT: [0, 0], LR_UNIT: [0, 0], CE_UNIT: [0, 0]}   # kind -> [reused, units]
+        self.loaded: dict[str, tuple] = {}   # cell id -> (model, firing): read once, for the splices and the aggregates
         self.computed: set[str] = set()                   # ids of the units computed by this process
         self.seen: set[str] = set()                       # ids of the units run (for the counts)
 
@@ -260,7 +261,12 @@ class _Bench:
         return self.ce_evaluator
 
     def load(self, cell_id: str):
-        """A trained SAE from the store: (model, held-out firing frequency per latent)."""
+        """A trained SAE from the store: (model, held-out firing frequency per latent), read once."""
+        if cell_id not in self.loaded:
+            self.loaded[cell_id] = self._read(cell_id)
+        return self.loaded[cell_id]
+
+    def _read(self, cell_id: str):
         path = self.checkpoint(cell_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # the training config's advisories, said when it trained
@@ -412,18 +418,11 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         _log(f"reused {reused} finished units from {bench.store.root} ({counts}); another --out trains anew")
 
     # -- the aggregates, from the models in the store ------------------------------------------------------
-    models: dict[str, tuple] = {}
-
-    def model_of(unit):
-        if unit.cell_id not in models:
-            models[unit.cell_id] = bench.load(unit.cell_id)
-        return models[unit.cell_id]
-
     rows, frame_rows = [], []
     for (name, label), seeds in runs.items():
         per_seed = []
         for i, (unit, stored) in enumerate(seeds):
-            model, firing = model_of(unit)
+            model, firing = bench.load(unit.cell_id)
             groups = group_frequencies(model, firing)
             per_seed.append({"seed": stored["seed"], "lr": stored["lr"], **stored["metrics"],
                              **ce_of.get(((name, label), i), {}), "seconds": stored["seconds"],
@@ -432,8 +431,8 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
             frame_rows.append({"method": name, "setting": label, "arm": arms_of[(name, label)],
                                "cell_id": unit.cell_id, "checkpoint": str(bench.checkpoint(unit.cell_id)),
                                **per_seed[-1]})
-        cons = consistency([model_of(u)[0].W_dec.detach().cpu().numpy() for u, _ in seeds],
-                           [model_of(u)[1] for u, _ in seeds], rule.alpha, rule.threshold)
+        cons = consistency([bench.load(u.cell_id)[0].W_dec.detach().cpu().numpy() for u, _ in seeds],
+                           [bench.load(u.cell_id)[1] for u, _ in seeds], rule.alpha, rule.threshold)
         tcfg0 = bench.train_configs[seeds[0][0].cell_id]
         row = {"method": name, "setting": label, "arm": arms_of[(name, label)],
                "train_method": tcfg0.method, "params": tcfg0.params,
@@ -463,7 +462,7 @@ def run_llm_bench(cfg: LLMBenchConfig, out_dir: str | Path, progress: bool = Tru
         for name, key, file in pages:
             if key not in runs:
                 continue
-            model, firing = model_of(runs[key][0][0])
+            model, firing = bench.load(runs[key][0][0].cell_id)
             features = choose_features(firing, snip.snippet_features, seed=0)
             notes = _gba_targets(model, features)
             setting = f" {key[1]}" if key[1] else ""
